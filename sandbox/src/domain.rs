@@ -1,0 +1,488 @@
+//! The sandbox's operations: every read and change the DVV and admin APIs make, with the
+//! contract's rules (consent ownership, revocation, verifiable messages, idempotency).
+//!
+//! One mutex guards the store and the journal together, so a change is journaled and applied
+//! in the same order, and racing openings of one message are arbitrated exactly once. The lock
+//! is held only for in-memory work and a single append; never across an `.await`.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use ikkuna_hetu::IdentityCode;
+
+use crate::journal::{Journal, NewAttachment, NewMessage, Record};
+use crate::keys::StateKey;
+use crate::model::{BodyFormat, ConsentState, MessageServiceType};
+use crate::seed::Seed;
+use crate::store::{Applied, Attachment, Consent, FeedEvent, Message, Opening, Store, StoreCounts};
+use crate::time::{self, Timestamp};
+
+/// Events older than this are no longer served.
+const EVENT_RETENTION: chrono::Duration = chrono::Duration::days(60);
+
+/// Why an operation was refused; the HTTP layers map each to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Unknown consent id, or another provider's.
+    #[error("consent not found")]
+    ConsentNotFound,
+    /// The citizen has no consent with this provider (admin revoke).
+    #[error("no consent for this provider")]
+    NoConsent,
+    /// The consent is revoked.
+    #[error("consent revoked")]
+    ConsentRevoked,
+    /// No such message for this consent's citizen.
+    #[error("message not found")]
+    MessageNotFound,
+    /// No such attachment on the message.
+    #[error("attachment not found")]
+    AttachmentNotFound,
+    /// A verifiable message whose receipt is not confirmed.
+    #[error("receipt confirmation required")]
+    ReceiptRequired,
+    /// Receipt confirmation of a normal message.
+    #[error("message is not verifiable")]
+    NotVerifiable,
+    /// The receipt was already confirmed: the original answer.
+    #[error("receipt already confirmed")]
+    ReceiptAlreadyConfirmed(i64, Timestamp),
+    /// The opening id was used before by this provider: the original answer.
+    #[error("opening already reported")]
+    OpeningRepeated(Box<Opening>),
+    /// Unknown provider id.
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// A continuation position beyond the feed.
+    #[error("continuation position out of range")]
+    BadPosition,
+    /// The journal could not be written.
+    #[error("journal write failed: {0}")]
+    Storage(#[from] std::io::Error),
+    /// The store refused a checked change (a bug).
+    #[error("inconsistent state: {0}")]
+    Inconsistent(#[from] crate::store::ApplyError),
+}
+
+/// A new message as the admin API describes it.
+#[derive(Clone, Debug)]
+pub struct MessageInput {
+    /// Recipient.
+    pub citizen: IdentityCode,
+    /// Sending organisation.
+    pub sender_name: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Text or Markdown.
+    pub body_format: BodyFormat,
+    /// Normal or Verifiable.
+    pub service_type: MessageServiceType,
+    /// (name, media type, size) of each attachment.
+    pub attachments: Vec<(String, String, u64)>,
+}
+
+/// A citizen as listed in `sandbox.json`.
+#[derive(Clone, Debug)]
+pub struct CitizenSummary {
+    /// Identity code.
+    pub id: String,
+    /// Display name, if seeded.
+    pub name: Option<String>,
+    /// Consent state with the given provider, if any.
+    pub consent: Option<ConsentState>,
+}
+
+/// A position in an inbox: `(createdAt in ms, messageId)` of the last message seen.
+pub type InboxCursor = (i64, i64);
+
+/// An inbox page.
+#[derive(Clone, Debug)]
+pub struct InboxSlice {
+    /// Messages, newest first.
+    pub messages: Vec<Message>,
+    /// Where the next page starts; `None` when this page is the last.
+    pub next: Option<InboxCursor>,
+}
+
+/// An events page.
+#[derive(Clone, Debug)]
+pub struct EventsPage {
+    /// Events in order.
+    pub events: Vec<FeedEvent>,
+    /// Position after the last event returned.
+    pub next: u64,
+}
+
+struct Core {
+    store: Store,
+    journal: Journal,
+}
+
+/// The sandbox state behind its lock.
+pub struct Domain {
+    core: Mutex<Core>,
+}
+
+impl Domain {
+    /// Builds the state from the seed and replays the journal at `journal_path`.
+    pub fn open(journal_path: &Path, seed: &Seed, key: StateKey) -> anyhow::Result<Self> {
+        let mut store = Store::from_seed(seed, key);
+        let (journal, records) = Journal::open(journal_path)?;
+        let mut skipped = 0usize;
+        for record in &records {
+            if let Err(e) = store.apply(record) {
+                skipped += 1;
+                tracing::warn!(error = %e, "journal record does not fit the seed; skipped");
+            }
+        }
+        tracing::info!(
+            records = records.len(),
+            skipped,
+            journal = %journal.path().display(),
+            "state restored"
+        );
+        Ok(Self {
+            core: Mutex::new(Core { store, journal }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Providers as `(id, name)`, in seed order.
+    pub fn providers(&self) -> Vec<(String, String)> {
+        self.lock()
+            .store
+            .providers()
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect()
+    }
+
+    /// The citizen's consent for `provider`.
+    pub fn lookup_consent(&self, provider: &str, citizen: &IdentityCode) -> Option<Consent> {
+        self.lock().store.consent(citizen, provider).cloned()
+    }
+
+    /// Grants (or re-grants) a consent; granting an active one changes nothing.
+    pub fn grant(&self, citizen: &IdentityCode, provider: &str) -> Result<Consent, DomainError> {
+        let mut core = self.lock();
+        if core.store.provider(provider).is_none() {
+            return Err(DomainError::UnknownProvider);
+        }
+        if let Some(c) = core.store.consent(citizen, provider) {
+            if c.state == ConsentState::Active {
+                return Ok(c.clone());
+            }
+        }
+        let record = Record::ConsentGranted {
+            citizen: citizen.reveal().to_owned(),
+            provider: provider.to_owned(),
+            at: time::now(),
+        };
+        match commit(&mut core, &record)? {
+            Applied::Consent(c) => Ok(c),
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// Revokes a consent; revoking a revoked one changes nothing.
+    pub fn revoke(&self, citizen: &IdentityCode, provider: &str) -> Result<Consent, DomainError> {
+        let mut core = self.lock();
+        if core.store.provider(provider).is_none() {
+            return Err(DomainError::UnknownProvider);
+        }
+        match core.store.consent(citizen, provider) {
+            None => return Err(DomainError::NoConsent),
+            Some(c) if c.state == ConsentState::Revoked => return Ok(c.clone()),
+            Some(_) => {}
+        }
+        let record = Record::ConsentRevoked {
+            citizen: citizen.reveal().to_owned(),
+            provider: provider.to_owned(),
+            at: time::now(),
+        };
+        match commit(&mut core, &record)? {
+            Applied::Consent(c) => Ok(c),
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// Delivers a new message; answers its id and its attachments' ids.
+    pub fn create_message(&self, input: MessageInput) -> Result<(i64, Vec<i64>), DomainError> {
+        let mut core = self.lock();
+        let (id, attachment_ids) = core.store.next_ids(input.attachments.len());
+        let record = Record::MessageCreated {
+            message: NewMessage {
+                id,
+                citizen: input.citizen.reveal().to_owned(),
+                sender_name: input.sender_name,
+                title: input.title,
+                body: input.body,
+                body_format: input.body_format,
+                message_service_type: input.service_type,
+                attachments: input
+                    .attachments
+                    .into_iter()
+                    .zip(&attachment_ids)
+                    .map(|((name, media_type, size), id)| NewAttachment {
+                        id: *id,
+                        name,
+                        media_type,
+                        size,
+                    })
+                    .collect(),
+            },
+            at: time::now(),
+        };
+        match commit(&mut core, &record)? {
+            Applied::Message(created) if created == id => Ok((id, attachment_ids)),
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// One inbox page, newest first, after `before` when given.
+    pub fn inbox_page(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        before: Option<InboxCursor>,
+        limit: usize,
+    ) -> Result<InboxSlice, DomainError> {
+        let core = self.lock();
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        let mut page: Vec<Message> = core
+            .store
+            .inbox(citizen, before)
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = if more {
+            page.last().map(|m| (m.created_at.timestamp_millis(), m.id))
+        } else {
+            None
+        };
+        Ok(InboxSlice {
+            messages: page,
+            next,
+        })
+    }
+
+    /// One message of the consent's citizen.
+    pub fn message(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+    ) -> Result<Message, DomainError> {
+        let core = self.lock();
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        own_message(&core.store, citizen, message_id).cloned()
+    }
+
+    /// One attachment's metadata, if its content may be served.
+    pub fn attachment(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+        attachment_id: i64,
+    ) -> Result<Attachment, DomainError> {
+        let core = self.lock();
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        let message = own_message(&core.store, citizen, message_id)?;
+        // Withheld first: attachment ids of an unconfirmed message are not even confirmed.
+        if withheld(message) {
+            return Err(DomainError::ReceiptRequired);
+        }
+        message
+            .attachments
+            .iter()
+            .find(|a| a.id == attachment_id)
+            .cloned()
+            .ok_or(DomainError::AttachmentNotFound)
+    }
+
+    /// Records an opening, arbitrating the first open across providers.
+    ///
+    /// A repeated `openingId` answers the original even after a revocation, so that a client
+    /// retrying a report whose answer it lost learns that it was recorded.
+    pub fn report_opening(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+        opening_id: &str,
+        opened_at: Timestamp,
+    ) -> Result<Opening, DomainError> {
+        let mut core = self.lock();
+        core.store
+            .consent_by_id(consent_id, provider)
+            .ok_or(DomainError::ConsentNotFound)?;
+        if let Some(previous) = core.store.opening(provider, opening_id) {
+            return Err(DomainError::OpeningRepeated(Box::new(previous.clone())));
+        }
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        let message = own_message(&core.store, citizen, message_id)?;
+        if withheld(message) {
+            return Err(DomainError::ReceiptRequired);
+        }
+        let record = Record::OpeningReported {
+            provider: provider.to_owned(),
+            message_id,
+            opening_id: opening_id.to_owned(),
+            opened_at,
+            at: time::now(),
+        };
+        match commit(&mut core, &record)? {
+            Applied::Opening(o) => Ok(o),
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// Records a receipt confirmation of a verifiable message.
+    pub fn confirm_receipt(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+    ) -> Result<Timestamp, DomainError> {
+        let mut core = self.lock();
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        let message = own_message(&core.store, citizen, message_id)?;
+        if message.service_type != MessageServiceType::Verifiable {
+            return Err(DomainError::NotVerifiable);
+        }
+        if let Some(r) = &message.receipt {
+            return Err(DomainError::ReceiptAlreadyConfirmed(message_id, r.at));
+        }
+        let record = Record::ReceiptConfirmed {
+            provider: provider.to_owned(),
+            message_id,
+            at: time::now(),
+        };
+        match commit(&mut core, &record)? {
+            Applied::Receipt(at) => Ok(at),
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// Up to `max` events of the provider's feed from `position`, within retention.
+    pub fn events(
+        &self,
+        provider: &str,
+        position: u64,
+        max: usize,
+    ) -> Result<EventsPage, DomainError> {
+        let core = self.lock();
+        let feed = core.store.feed(provider);
+        let start = usize::try_from(position).map_err(|_| DomainError::BadPosition)?;
+        if start > feed.len() {
+            return Err(DomainError::BadPosition);
+        }
+        let horizon = time::now() - EVENT_RETENTION;
+        let mut next = start;
+        let mut events = Vec::new();
+        for e in &feed[start..] {
+            if events.len() == max {
+                break;
+            }
+            next += 1;
+            if e.time >= horizon {
+                events.push(e.clone());
+            }
+        }
+        Ok(EventsPage {
+            events,
+            next: next as u64,
+        })
+    }
+
+    /// Every receipt confirmation as `(messageId, provider, when)`, oldest first; the
+    /// provider is `None` for confirmations seeded as made in DVV's own service.
+    pub fn receipts(&self) -> Vec<(i64, Option<String>, Timestamp)> {
+        let core = self.lock();
+        let mut list: Vec<_> = core
+            .store
+            .messages()
+            .filter_map(|m| m.receipt.as_ref().map(|r| (m.id, r.provider.clone(), r.at)))
+            .collect();
+        list.sort_by_key(|(id, _, at)| (*at, *id));
+        list
+    }
+
+    /// Every opening in arrival order.
+    pub fn openings(&self) -> Vec<Opening> {
+        self.lock().store.openings().cloned().collect()
+    }
+
+    /// Every known citizen with their consent state towards `provider`, seeded ones first in
+    /// identity-code order.
+    pub fn citizens(&self, provider: &str) -> Vec<CitizenSummary> {
+        let core = self.lock();
+        let mut list: Vec<CitizenSummary> = core
+            .store
+            .citizens()
+            .map(|(id, c)| CitizenSummary {
+                id: id.clone(),
+                name: c.name.clone(),
+                consent: IdentityCode::parse(id)
+                    .ok()
+                    .and_then(|code| core.store.consent(&code, provider))
+                    .map(|c| c.state),
+            })
+            .collect();
+        list.sort_by(|a, b| (a.name.is_none(), &a.id).cmp(&(b.name.is_none(), &b.id)));
+        list
+    }
+
+    /// Sizes of the state.
+    pub fn counts(&self) -> StoreCounts {
+        self.lock().store.counts()
+    }
+}
+
+fn commit(core: &mut Core, record: &Record) -> Result<Applied, DomainError> {
+    core.journal.append(record)?;
+    Ok(core.store.apply(record)?)
+}
+
+fn inconsistent() -> DomainError {
+    DomainError::Inconsistent(crate::store::ApplyError::UnexpectedOutcome)
+}
+
+/// The citizen behind an active consent of this provider.
+fn active_consent<'a>(
+    store: &'a Store,
+    provider: &str,
+    consent_id: &str,
+) -> Result<&'a str, DomainError> {
+    let (citizen, consent) = store
+        .consent_by_id(consent_id, provider)
+        .ok_or(DomainError::ConsentNotFound)?;
+    if consent.state == ConsentState::Revoked {
+        return Err(DomainError::ConsentRevoked);
+    }
+    Ok(citizen)
+}
+
+fn own_message<'a>(
+    store: &'a Store,
+    citizen: &str,
+    message_id: i64,
+) -> Result<&'a Message, DomainError> {
+    store
+        .message(message_id)
+        .filter(|m| m.citizen == citizen)
+        .ok_or(DomainError::MessageNotFound)
+}
+
+/// Whether the message's content must be withheld until receipt is confirmed.
+pub fn withheld(message: &Message) -> bool {
+    message.service_type == MessageServiceType::Verifiable && message.receipt.is_none()
+}

@@ -1,0 +1,197 @@
+//! The JSON shapes of the contract, built from the store's records.
+
+use serde::Serialize;
+
+use crate::domain::withheld;
+use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType};
+use crate::store::{Attachment, Consent, FeedEvent, Message, Opening};
+use crate::time::{self, Timestamp};
+
+/// Answer of the consent lookup.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentView {
+    consent_id: String,
+    state: ConsentState,
+    #[serde(with = "time::as_string")]
+    granted_at: Timestamp,
+    #[serde(with = "time::as_optional_string")]
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<&Consent> for ConsentView {
+    fn from(c: &Consent) -> Self {
+        Self {
+            consent_id: c.id.clone(),
+            state: c.state,
+            granted_at: c.granted_at,
+            revoked_at: c.revoked_at,
+        }
+    }
+}
+
+/// One inbox entry.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSummary {
+    message_id: i64,
+    sender_name: String,
+    title: String,
+    #[serde(with = "time::as_string")]
+    created_at: Timestamp,
+    #[serde(with = "time::as_optional_string")]
+    read_at: Option<Timestamp>,
+    message_service_type: MessageServiceType,
+    #[serde(with = "time::as_optional_string")]
+    receipt_confirmed_at: Option<Timestamp>,
+    attachment_count: usize,
+}
+
+impl From<&Message> for MessageSummary {
+    fn from(m: &Message) -> Self {
+        Self {
+            message_id: m.id,
+            sender_name: m.sender_name.clone(),
+            title: m.title.clone(),
+            created_at: m.created_at,
+            read_at: m.read_at,
+            message_service_type: m.service_type,
+            receipt_confirmed_at: m.receipt.as_ref().map(|r| r.at),
+            attachment_count: m.attachments.len(),
+        }
+    }
+}
+
+/// An inbox page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxPage {
+    /// Messages, newest first.
+    pub messages: Vec<MessageSummary>,
+    /// Where to continue; `null` after the last page.
+    pub continuation_token: Option<String>,
+}
+
+/// One message with body and attachments (withheld for unconfirmed verifiable messages).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    summary: MessageSummary,
+    body_format: BodyFormat,
+    body: Option<String>,
+    attachments: Vec<AttachmentView>,
+}
+
+impl From<&Message> for MessageDetail {
+    fn from(m: &Message) -> Self {
+        let hidden = withheld(m);
+        Self {
+            summary: m.into(),
+            body_format: m.body_format,
+            body: (!hidden).then(|| m.body.clone()),
+            attachments: if hidden {
+                Vec::new()
+            } else {
+                m.attachments.iter().map(AttachmentView::from).collect()
+            },
+        }
+    }
+}
+
+/// Attachment metadata.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentView {
+    attachment_id: i64,
+    name: String,
+    media_type: String,
+    size: u64,
+}
+
+impl From<&Attachment> for AttachmentView {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            attachment_id: a.id,
+            name: a.name.clone(),
+            media_type: a.media_type.clone(),
+            size: a.size,
+        }
+    }
+}
+
+/// Answer to an opening report.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpeningView {
+    opening_id: String,
+    message_id: i64,
+    first_open: bool,
+    #[serde(with = "time::as_string")]
+    read_at: Timestamp,
+}
+
+impl From<&Opening> for OpeningView {
+    fn from(o: &Opening) -> Self {
+        Self {
+            opening_id: o.opening_id.clone(),
+            message_id: o.message_id,
+            first_open: o.first_open,
+            read_at: o.read_at,
+        }
+    }
+}
+
+/// Answer to a receipt confirmation.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptView {
+    /// The message.
+    pub message_id: i64,
+    /// When receipt was confirmed.
+    #[serde(with = "time::as_string")]
+    pub receipt_confirmed_at: Timestamp,
+}
+
+/// An events page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    /// Events, oldest first.
+    pub events: Vec<EventView>,
+    /// Pass back to continue.
+    pub continuation_token: String,
+}
+
+/// One event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    event_id: String,
+    event_type: EventType,
+    #[serde(with = "time::as_string")]
+    event_time: Timestamp,
+    metadata: EventMetadata,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventMetadata {
+    consent_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<i64>,
+}
+
+impl From<&FeedEvent> for EventView {
+    fn from(e: &FeedEvent) -> Self {
+        Self {
+            event_id: e.id.clone(),
+            event_type: e.event_type,
+            event_time: e.time,
+            metadata: EventMetadata {
+                consent_id: e.consent_id.clone(),
+                message_id: e.message_id,
+            },
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! The sandbox's state in memory: providers, citizens, consents, messages, openings and each
+//! provider's events feed.
+//!
+//! The state is built from the seed and then changed only by [`Store::apply`] with a journal
+//! [`Record`], both live and when the journal is replayed on start, so that replay reproduces
+//! exactly what was served (first-open decisions and event fan-out included).
+
+mod feed;
+
+use std::collections::{BTreeSet, HashMap};
+
+use ikkuna_hetu::IdentityCode;
+
+pub use feed::FeedEvent;
+
+use crate::journal::{NewMessage, Record};
+use crate::keys::StateKey;
+use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType};
+use crate::seed::Seed;
+use crate::time::Timestamp;
+
+/// First message id handed out.
+const FIRST_MESSAGE_ID: i64 = 4_100_001;
+/// First attachment id handed out.
+const FIRST_ATTACHMENT_ID: i64 = 7_100_001;
+
+/// A registered provider.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// Provider id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A citizen the sandbox knows (seeded, or created by an admin call).
+#[derive(Clone, Debug, Default)]
+pub struct Citizen {
+    /// Display name, if seeded.
+    pub name: Option<String>,
+    /// Inbox ordered by (createdAt in ms, messageId); read in reverse for newest first.
+    pub inbox: BTreeSet<(i64, i64)>,
+}
+
+/// A (citizen, provider) pair.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsentKey {
+    /// Identity code.
+    pub citizen: String,
+    /// Provider id.
+    pub provider: String,
+}
+
+/// A consent between one citizen and one provider.
+#[derive(Clone, Debug)]
+pub struct Consent {
+    /// Opaque id, stable per citizen and provider.
+    pub id: String,
+    /// Active or Revoked.
+    pub state: ConsentState,
+    /// When last granted.
+    pub granted_at: Timestamp,
+    /// When revoked, while revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A message and what happened to it.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Message id.
+    pub id: i64,
+    /// Recipient identity code.
+    pub citizen: String,
+    /// Sending organisation.
+    pub sender_name: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Text or Markdown.
+    pub body_format: BodyFormat,
+    /// Normal or Verifiable.
+    pub service_type: MessageServiceType,
+    /// Delivery time.
+    pub created_at: Timestamp,
+    /// First opening, in any window.
+    pub read_at: Option<Timestamp>,
+    /// Provider whose opening was first, if a provider's was.
+    pub first_opened_by: Option<String>,
+    /// Receipt confirmation, for verifiable messages.
+    pub receipt: Option<Receipt>,
+    /// Attachment metadata.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A receipt confirmation.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    /// The provider that relayed it; `None` when confirmed in DVV's own service (seed).
+    pub provider: Option<String>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An attachment's metadata.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    /// Attachment id.
+    pub id: i64,
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A reported opening, as answered to the provider.
+#[derive(Clone, Debug)]
+pub struct Opening {
+    /// Reporting provider.
+    pub provider: String,
+    /// The provider's idempotency key.
+    pub opening_id: String,
+    /// Message opened.
+    pub message_id: i64,
+    /// Whether this was the message's first opening anywhere.
+    pub first_open: bool,
+    /// As reported.
+    pub opened_at: Timestamp,
+    /// When the report arrived.
+    pub received_at: Timestamp,
+    /// The message's `readAt` after this opening.
+    pub read_at: Timestamp,
+}
+
+/// What applying a record changed.
+#[derive(Clone, Debug)]
+pub enum Applied {
+    /// A consent's new state.
+    Consent(Consent),
+    /// A message was stored.
+    Message(i64),
+    /// An opening was recorded.
+    Opening(Opening),
+    /// A receipt was recorded.
+    Receipt(Timestamp),
+}
+
+/// Why a record could not be applied (only seen when replaying an inconsistent journal).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The record names a provider the seed does not have.
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// The record names a message that does not exist.
+    #[error("unknown message")]
+    UnknownMessage,
+    /// The record would revoke a consent that is not active.
+    #[error("no active consent to revoke")]
+    NotActive,
+    /// The message id is already taken.
+    #[error("duplicate message id")]
+    DuplicateMessage,
+    /// The opening id was already used by this provider.
+    #[error("duplicate opening")]
+    DuplicateOpening,
+    /// The receipt cannot be recorded.
+    #[error("receipt not applicable")]
+    Receipt,
+    /// A change answered something other than what its kind produces.
+    #[error("unexpected outcome")]
+    UnexpectedOutcome,
+}
+
+/// The whole state.
+#[derive(Debug)]
+pub struct Store {
+    providers: Vec<Provider>,
+    citizens: HashMap<String, Citizen>,
+    consents: HashMap<ConsentKey, Consent>,
+    consent_ids: HashMap<String, ConsentKey>,
+    messages: HashMap<i64, Message>,
+    openings: HashMap<(String, String), Opening>,
+    opening_order: Vec<(String, String)>,
+    feeds: HashMap<String, Vec<FeedEvent>>,
+    event_seq: u64,
+    next_message_id: i64,
+    next_attachment_id: i64,
+    key: StateKey,
+}
+
+impl Store {
+    /// The state described by the seed, before any journal record.
+    pub fn from_seed(seed: &Seed, key: StateKey) -> Self {
+        let mut store = Self {
+            providers: seed
+                .providers
+                .iter()
+                .map(|p| Provider {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                })
+                .collect(),
+            citizens: HashMap::new(),
+            consents: HashMap::new(),
+            consent_ids: HashMap::new(),
+            messages: HashMap::new(),
+            openings: HashMap::new(),
+            opening_order: Vec::new(),
+            feeds: seed
+                .providers
+                .iter()
+                .map(|p| (p.id.clone(), Vec::new()))
+                .collect(),
+            event_seq: 0,
+            next_message_id: FIRST_MESSAGE_ID,
+            next_attachment_id: FIRST_ATTACHMENT_ID,
+            key,
+        };
+        for c in &seed.citizens {
+            let code = c.id.reveal().to_owned();
+            store.citizens.entry(code.clone()).or_default().name = Some(c.name.clone());
+            for k in &c.consents {
+                let key = ConsentKey {
+                    citizen: code.clone(),
+                    provider: k.provider.clone(),
+                };
+                let consent = Consent {
+                    id: store.consent_id(&key),
+                    state: k.state,
+                    granted_at: k.granted_at,
+                    revoked_at: k.revoked_at,
+                };
+                store.consent_ids.insert(consent.id.clone(), key.clone());
+                store.consents.insert(key, consent);
+            }
+        }
+        for m in &seed.messages {
+            let id = store.next_message_id;
+            store.next_message_id += 1;
+            let attachments = m
+                .attachments
+                .iter()
+                .map(|a| {
+                    let id = store.next_attachment_id;
+                    store.next_attachment_id += 1;
+                    Attachment {
+                        id,
+                        name: a.name.clone(),
+                        media_type: a.media_type.clone(),
+                        size: a.size,
+                    }
+                })
+                .collect();
+            let message = Message {
+                id,
+                citizen: m.to.reveal().to_owned(),
+                sender_name: m.sender_name.clone(),
+                title: m.title.clone(),
+                body: m.body.clone(),
+                body_format: m.body_format,
+                service_type: m.service_type,
+                created_at: m.created_at,
+                read_at: m.read_at,
+                first_opened_by: None,
+                receipt: m
+                    .receipt_confirmed_at
+                    .map(|at| Receipt { provider: None, at }),
+                attachments,
+            };
+            store.insert_message(message);
+        }
+        store
+    }
+
+    /// Applies one mutation. Live callers check preconditions first, so an error here means a
+    /// journal that does not fit the seed (replay skips such records with a warning).
+    pub fn apply(&mut self, record: &Record) -> Result<Applied, ApplyError> {
+        match record {
+            Record::ConsentGranted {
+                citizen,
+                provider,
+                at,
+            } => self.apply_grant(citizen, provider, *at),
+            Record::ConsentRevoked {
+                citizen,
+                provider,
+                at,
+            } => self.apply_revoke(citizen, provider, *at),
+            Record::MessageCreated { message, at } => self.apply_message(message, *at),
+            Record::OpeningReported {
+                provider,
+                message_id,
+                opening_id,
+                opened_at,
+                at,
+            } => self.apply_opening(provider, *message_id, opening_id, *opened_at, *at),
+            Record::ReceiptConfirmed {
+                provider,
+                message_id,
+                at,
+            } => self.apply_receipt(provider, *message_id, *at),
+        }
+    }
+
+    fn apply_grant(
+        &mut self,
+        citizen: &str,
+        provider: &str,
+        at: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        if self.provider(provider).is_none() {
+            return Err(ApplyError::UnknownProvider);
+        }
+        self.citizens.entry(citizen.to_owned()).or_default();
+        let key = ConsentKey {
+            citizen: citizen.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let id = self.consent_id(&key);
+        let consent = self.consents.entry(key.clone()).or_insert(Consent {
+            id: id.clone(),
+            state: ConsentState::Revoked,
+            granted_at: at,
+            revoked_at: None,
+        });
+        consent.state = ConsentState::Active;
+        consent.granted_at = at;
+        consent.revoked_at = None;
+        let consent = consent.clone();
+        self.consent_ids.insert(id.clone(), key);
+        self.emit(provider, EventType::ConsentGranted, at, &id, None);
+        Ok(Applied::Consent(consent))
+    }
+
+    fn apply_revoke(
+        &mut self,
+        citizen: &str,
+        provider: &str,
+        at: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        let key = ConsentKey {
+            citizen: citizen.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let consent = match self.consents.get_mut(&key) {
+            Some(c) if c.state == ConsentState::Active => c,
+            _ => return Err(ApplyError::NotActive),
+        };
+        consent.state = ConsentState::Revoked;
+        consent.revoked_at = Some(at);
+        let consent = consent.clone();
+        self.emit(provider, EventType::ConsentRevoked, at, &consent.id, None);
+        Ok(Applied::Consent(consent))
+    }
+
+    fn apply_message(&mut self, m: &NewMessage, at: Timestamp) -> Result<Applied, ApplyError> {
+        if self.messages.contains_key(&m.id) {
+            return Err(ApplyError::DuplicateMessage);
+        }
+        let message = Message {
+            id: m.id,
+            citizen: m.citizen.clone(),
+            sender_name: m.sender_name.clone(),
+            title: m.title.clone(),
+            body: m.body.clone(),
+            body_format: m.body_format,
+            service_type: m.message_service_type,
+            created_at: at,
+            read_at: None,
+            first_opened_by: None,
+            receipt: None,
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| Attachment {
+                    id: a.id,
+                    name: a.name.clone(),
+                    media_type: a.media_type.clone(),
+                    size: a.size,
+                })
+                .collect(),
+        };
+        self.next_message_id = self.next_message_id.max(m.id + 1);
+        if let Some(max) = m.attachments.iter().map(|a| a.id).max() {
+            self.next_attachment_id = self.next_attachment_id.max(max + 1);
+        }
+        self.insert_message(message);
+        for (provider, consent_id) in self.consents_of(&m.citizen, true) {
+            self.emit(
+                &provider,
+                EventType::MessageCreated,
+                at,
+                &consent_id,
+                Some(m.id),
+            );
+        }
+        Ok(Applied::Message(m.id))
+    }
+
+    fn apply_opening(
+        &mut self,
+        provider: &str,
+        message_id: i64,
+        opening_id: &str,
+        opened_at: Timestamp,
+        at: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        let key = (provider.to_owned(), opening_id.to_owned());
+        if self.openings.contains_key(&key) {
+            return Err(ApplyError::DuplicateOpening);
+        }
+        let message = self
+            .messages
+            .get_mut(&message_id)
+            .ok_or(ApplyError::UnknownMessage)?;
+        let first_open = message.read_at.is_none();
+        if first_open {
+            // The citizen's own clock cannot put the reading before delivery or after arrival.
+            message.read_at = Some(opened_at.max(message.created_at).min(at));
+            message.first_opened_by = Some(provider.to_owned());
+        }
+        let read_at = message.read_at.unwrap_or(at);
+        let citizen = message.citizen.clone();
+        let opening = Opening {
+            provider: provider.to_owned(),
+            opening_id: opening_id.to_owned(),
+            message_id,
+            first_open,
+            opened_at,
+            received_at: at,
+            read_at,
+        };
+        self.openings.insert(key.clone(), opening.clone());
+        self.opening_order.push(key);
+        if first_open {
+            for (p, consent_id) in self.consents_of(&citizen, false) {
+                self.emit(
+                    &p,
+                    EventType::MessageRead,
+                    at,
+                    &consent_id,
+                    Some(message_id),
+                );
+            }
+        }
+        Ok(Applied::Opening(opening))
+    }
+
+    fn apply_receipt(
+        &mut self,
+        provider: &str,
+        message_id: i64,
+        at: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        let message = self
+            .messages
+            .get_mut(&message_id)
+            .ok_or(ApplyError::UnknownMessage)?;
+        if message.service_type != MessageServiceType::Verifiable || message.receipt.is_some() {
+            return Err(ApplyError::Receipt);
+        }
+        message.receipt = Some(Receipt {
+            provider: Some(provider.to_owned()),
+            at,
+        });
+        let citizen = message.citizen.clone();
+        for (p, consent_id) in self.consents_of(&citizen, false) {
+            self.emit(
+                &p,
+                EventType::ReceiptConfirmed,
+                at,
+                &consent_id,
+                Some(message_id),
+            );
+        }
+        Ok(Applied::Receipt(at))
+    }
+
+    fn insert_message(&mut self, message: Message) {
+        let citizen = self.citizens.entry(message.citizen.clone()).or_default();
+        citizen
+            .inbox
+            .insert((message.created_at.timestamp_millis(), message.id));
+        self.messages.insert(message.id, message);
+    }
+
+    /// `(provider, consentId)` of every consent the citizen has, only active ones if asked.
+    fn consents_of(&self, citizen: &str, active_only: bool) -> Vec<(String, String)> {
+        self.providers
+            .iter()
+            .filter_map(|p| {
+                let key = ConsentKey {
+                    citizen: citizen.to_owned(),
+                    provider: p.id.clone(),
+                };
+                self.consents.get(&key).and_then(|c| {
+                    (!active_only || c.state == ConsentState::Active)
+                        .then(|| (p.id.clone(), c.id.clone()))
+                })
+            })
+            .collect()
+    }
+
+    fn emit(
+        &mut self,
+        provider: &str,
+        event_type: EventType,
+        at: Timestamp,
+        consent_id: &str,
+        message_id: Option<i64>,
+    ) {
+        self.event_seq += 1;
+        let mac = self
+            .key
+            .mac(&[b"event", &self.event_seq.to_be_bytes(), provider.as_bytes()]);
+        let event = FeedEvent {
+            id: format!("ev-{}", hex::encode(&mac[..12])),
+            event_type,
+            time: at,
+            consent_id: consent_id.to_owned(),
+            message_id,
+        };
+        self.feeds
+            .entry(provider.to_owned())
+            .or_default()
+            .push(event);
+    }
+
+    fn consent_id(&self, key: &ConsentKey) -> String {
+        let mac = self
+            .key
+            .mac(&[b"consent", key.citizen.as_bytes(), key.provider.as_bytes()]);
+        format!("cns-{}", hex::encode(&mac[..12]))
+    }
+
+    /// The next message id to hand out, and the next `n` attachment ids.
+    pub fn next_ids(&self, attachments: usize) -> (i64, Vec<i64>) {
+        let first = self.next_attachment_id;
+        (
+            self.next_message_id,
+            (0..attachments as i64).map(|i| first + i).collect(),
+        )
+    }
+
+    /// Providers in seed order.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// One provider.
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// Every known citizen.
+    pub fn citizens(&self) -> impl Iterator<Item = (&String, &Citizen)> {
+        self.citizens.iter()
+    }
+
+    /// The consent between a citizen and a provider.
+    pub fn consent(&self, citizen: &IdentityCode, provider: &str) -> Option<&Consent> {
+        self.consents.get(&ConsentKey {
+            citizen: citizen.reveal().to_owned(),
+            provider: provider.to_owned(),
+        })
+    }
+
+    /// Resolves a consent id, but only for the provider it belongs to.
+    pub fn consent_by_id(&self, consent_id: &str, provider: &str) -> Option<(&str, &Consent)> {
+        let key = self.consent_ids.get(consent_id)?;
+        if key.provider != provider {
+            return None;
+        }
+        self.consents.get(key).map(|c| (key.citizen.as_str(), c))
+    }
+
+    /// A message.
+    pub fn message(&self, id: i64) -> Option<&Message> {
+        self.messages.get(&id)
+    }
+
+    /// Every message, in no particular order.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.messages.values()
+    }
+
+    /// A citizen's inbox, newest first, strictly older than `before` when given.
+    pub fn inbox(
+        &self,
+        citizen: &str,
+        before: Option<(i64, i64)>,
+    ) -> impl Iterator<Item = &Message> + '_ {
+        let citizen = self.citizens.get(citizen);
+        citizen
+            .into_iter()
+            .flat_map(move |c| {
+                let range: Box<dyn DoubleEndedIterator<Item = &(i64, i64)>> = match before {
+                    Some(b) => Box::new(c.inbox.range(..b)),
+                    None => Box::new(c.inbox.iter()),
+                };
+                range.rev()
+            })
+            .filter_map(|(_, id)| self.messages.get(id))
+    }
+
+    /// A previous opening by `(provider, openingId)`.
+    pub fn opening(&self, provider: &str, opening_id: &str) -> Option<&Opening> {
+        self.openings
+            .get(&(provider.to_owned(), opening_id.to_owned()))
+    }
+
+    /// Every opening in arrival order.
+    pub fn openings(&self) -> impl Iterator<Item = &Opening> {
+        self.opening_order
+            .iter()
+            .filter_map(|k| self.openings.get(k))
+    }
+
+    /// A provider's events feed, oldest first.
+    pub fn feed(&self, provider: &str) -> &[FeedEvent] {
+        self.feeds.get(provider).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Counts for the admin summary.
+    pub fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            citizens: self.citizens.len(),
+            consents_active: self
+                .consents
+                .values()
+                .filter(|c| c.state == ConsentState::Active)
+                .count(),
+            consents_revoked: self
+                .consents
+                .values()
+                .filter(|c| c.state == ConsentState::Revoked)
+                .count(),
+            messages: self.messages.len(),
+            messages_read: self
+                .messages
+                .values()
+                .filter(|m| m.read_at.is_some())
+                .count(),
+            openings: self.openings.len(),
+            events: self.feeds.values().map(Vec::len).sum(),
+        }
+    }
+}
+
+/// Sizes of the state, for humans.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreCounts {
+    /// Known citizens.
+    pub citizens: usize,
+    /// Active consents.
+    pub consents_active: usize,
+    /// Revoked consents.
+    pub consents_revoked: usize,
+    /// Messages.
+    pub messages: usize,
+    /// Messages opened at least once.
+    pub messages_read: usize,
+    /// Openings reported.
+    pub openings: usize,
+    /// Events in all feeds.
+    pub events: usize,
+}

@@ -1,0 +1,230 @@
+//! The one place where an internal failure becomes an HTTP answer (linkerd's "rescue" layer).
+//!
+//! Every handler returns `Result<_, ApiError>`; this module maps each typed error of the lower
+//! layers to one status, one client-facing reason and one metric label. Reasons are fixed strings
+//! chosen here, so no identity code, token or content can reach a client through an error.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::citizen::AssertionError;
+use crate::dvv::DvvError;
+use crate::openings::StoreError;
+
+/// Header carrying DVV's trace id back to the operator, so both sides can find one call.
+pub const DVV_TRACE_HEADER: &str = "traceId";
+
+/// A refused or failed operator-API call, ready to be answered.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: &'static str,
+    kind: &'static str,
+    details: Box<Details>,
+}
+
+/// What some refusals carry beyond the reason; boxed to keep `Result<_, ApiError>` small.
+#[derive(Debug, Default)]
+struct Details {
+    trace_id: Option<String>,
+    consent_service_url: Option<String>,
+    summary: Option<serde_json::Value>,
+    content_range: Option<HeaderValue>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent_service_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with a fixed status, client-facing reason and metric label.
+    pub fn new(status: StatusCode, reason: &'static str, kind: &'static str) -> Self {
+        Self {
+            status,
+            reason,
+            kind,
+            details: Box::default(),
+        }
+    }
+
+    /// The citizen has no active consent: 403 with the link to DVV's consent service.
+    pub fn no_consent(revoked: bool, consent_service_url: &str) -> Self {
+        let reason = if revoked {
+            "Consent revoked: the citizen has withdrawn this service's right to show their authority mail"
+        } else {
+            "No consent: the citizen has not authorised this service to show their authority mail"
+        };
+        let mut e = Self::new(StatusCode::FORBIDDEN, reason, "no_consent");
+        e.details.consent_service_url = Some(consent_service_url.to_owned());
+        e
+    }
+
+    /// A `Verifiable` message whose receipt is not yet confirmed: 409 with its summary only.
+    pub fn receipt_required(summary: serde_json::Value, trace_id: Option<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::CONFLICT,
+            "Receipt confirmation required: confirm receipt of this Verifiable message before its content is shown",
+            "receipt_required",
+        );
+        e.details.summary = Some(summary);
+        e.details.trace_id = trace_id;
+        e
+    }
+
+    /// Bad request input detected by the gateway itself.
+    pub fn bad_request(reason: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason, "bad_request")
+    }
+
+    /// Route not served.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Not found", "not_found")
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// A short label naming the failure, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
+
+impl From<AssertionError> for ApiError {
+    fn from(e: AssertionError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        Self::new(status, e.reason(), e.kind())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(_: StoreError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway cannot record the opening of this message right now, so it does not release it; try again later",
+            "store_unavailable",
+        )
+    }
+}
+
+impl From<DvvError> for ApiError {
+    fn from(e: DvvError) -> Self {
+        let trace_id = e.trace_id().map(str::to_owned);
+        let (status, reason, kind) = match &e {
+            DvvError::Timeout { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "DVV did not answer in time",
+                "dvv_timeout",
+            ),
+            DvvError::Unavailable { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "DVV could not be reached",
+                "dvv_unavailable",
+            ),
+            DvvError::Upstream5xx { .. } => {
+                (StatusCode::BAD_GATEWAY, "DVV failed to answer", "dvv_5xx")
+            }
+            DvvError::NotFound { .. } => (StatusCode::NOT_FOUND, "Not found", "not_found"),
+            DvvError::Forbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "DVV refused access to this message",
+                "dvv_forbidden",
+            ),
+            DvvError::Conflict { .. } => (
+                StatusCode::CONFLICT,
+                "DVV reported a conflicting state",
+                "dvv_conflict",
+            ),
+            DvvError::BadRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                "DVV refused the request as malformed (check paging parameters)",
+                "dvv_bad_request",
+            ),
+            DvvError::BodyStalled { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "DVV stopped sending",
+                "dvv_stalled",
+            ),
+            DvvError::Throttled { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DVV is throttling this service; try again shortly",
+                "dvv_throttled",
+            ),
+            DvvError::RangeNotSatisfiable { .. } => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "The requested range is outside the attachment",
+                "range_not_satisfiable",
+            ),
+            DvvError::Unauthorized { .. } | DvvError::Token { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway cannot authenticate to DVV right now",
+                "dvv_auth",
+            ),
+            DvvError::InvalidResponse { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "DVV answered something the gateway does not understand",
+                "dvv_invalid_response",
+            ),
+        };
+        let mut out = Self::new(status, reason, kind);
+        out.details.trace_id = trace_id;
+        if let DvvError::RangeNotSatisfiable { content_range, .. } = e {
+            out.details.content_range = content_range;
+        }
+        out
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let details = *self.details;
+        let body = ErrorBody {
+            reason: self.reason,
+            trace_id: details.trace_id.as_deref(),
+            consent_service_url: details.consent_service_url.as_deref(),
+            message: details.summary.as_ref(),
+        };
+        let json = serde_json::to_vec(&body)
+            .unwrap_or_else(|_| br#"{"reason":"Internal error"}"#.to_vec());
+        let mut response = (self.status, json).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(trace) = details
+            .trace_id
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            headers.insert(DVV_TRACE_HEADER, trace);
+        }
+        if let Some(range) = details.content_range {
+            headers.insert(header::CONTENT_RANGE, range);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ikkuna\""),
+            );
+        }
+        response.extensions_mut().insert(ErrorKind(self.kind));
+        response
+    }
+}
+
+/// Marks a response as an error of a given kind, for the access log and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorKind(pub &'static str);

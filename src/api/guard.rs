@@ -1,0 +1,57 @@
+//! The first two steps of every call: prove who the citizen is, then that they have consented.
+//!
+//! Nothing reaches DVV's message calls without passing both; the consent lookup itself is the only
+//! DVV call made for a citizen without consent.
+
+use axum::http::{header, HeaderMap};
+
+use super::error::ApiError;
+use super::state::Window;
+use crate::citizen::Citizen;
+use crate::consent::{Consent, ConsentDecision};
+use crate::dvv::ConsentState;
+
+/// A citizen whose assertion verified and whose consent is active.
+pub struct Admitted {
+    /// The consent through which DVV's messages are addressed; never the identity code.
+    pub consent_id: String,
+}
+
+/// Verifies the citizen assertion carried in `Authorization`.
+pub async fn citizen(window: &Window, headers: &HeaderMap) -> Result<Citizen, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    Ok(window.verifier.verify(authorization).await?)
+}
+
+/// The citizen's consent decision, from the cache or DVV.
+pub async fn consent_of(window: &Window, citizen: &Citizen) -> Result<ConsentDecision, ApiError> {
+    let dvv = &window.dvv;
+    let identity = &citizen.identity;
+    let decision = window
+        .consents
+        .get_or_lookup(identity, || async move {
+            let answer = dvv.lookup_consent(identity).await?;
+            Ok::<_, crate::dvv::DvvError>(answer.value.map(|record| Consent {
+                active: record.state == ConsentState::Active,
+                consent_id: record.consent_id,
+                granted_at: Some(record.granted_at),
+                revoked_at: record.revoked_at,
+            }))
+        })
+        .await?;
+    Ok(decision)
+}
+
+/// Both steps: a verified citizen with an active consent, or the refusal to send.
+pub async fn admit(window: &Window, headers: &HeaderMap) -> Result<Admitted, ApiError> {
+    let citizen = citizen(window, headers).await?;
+    match consent_of(window, &citizen).await? {
+        ConsentDecision::Active { consent_id } => Ok(Admitted { consent_id }),
+        ConsentDecision::Revoked { .. } => {
+            Err(ApiError::no_consent(true, &window.consent_service_url))
+        }
+        ConsentDecision::None => Err(ApiError::no_consent(false, &window.consent_service_url)),
+    }
+}

@@ -1,0 +1,25 @@
+//! What every operator-API handler needs, assembled once at start.
+
+use std::sync::Arc;
+
+use crate::citizen::AssertionVerifier;
+use crate::consent::ConsentCache;
+use crate::dvv::DvvClient;
+use crate::openings::Outbox;
+
+/// The window's parts in data-path order: who is asking, may we look, fetch, record the opening.
+pub struct Window {
+    /// Verifies the citizen assertion on each call.
+    pub verifier: AssertionVerifier,
+    /// Consent decisions, cached within the revocation bound.
+    pub consents: ConsentCache,
+    /// The only way to DVV.
+    pub dvv: DvvClient,
+    /// Durable record of first openings.
+    pub outbox: Outbox,
+    /// Where a citizen grants or withdraws consent (DVV's service), linked from 403 answers.
+    pub consent_service_url: String,
+}
+
+/// Shared handle the router clones into each request.
+pub type SharedWindow = Arc<Window>;

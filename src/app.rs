@@ -1,0 +1,190 @@
+//! Wiring: builds every part from a validated [`Config`], starts the listeners and background
+//! tasks, and stops them in order. The only module that knows all the others.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::state::Window;
+use crate::citizen::{self, AssertionVerifier, VerifierSettings};
+use crate::config::{self, Config};
+use crate::consent::{ConsentCache, ConsentCacheSettings};
+use crate::dvv::{DvvClient, DvvError, OpeningReport};
+use crate::openings::{self, DelivererSettings, Outbox, ReportError, ReportOutcome};
+use crate::server::{self, ConnectionLimits};
+
+/// A started gateway: its bound addresses and the handle to stop it.
+pub struct RunningGateway {
+    /// Where the operator API listens.
+    pub api_addr: SocketAddr,
+    /// Where the admin endpoints listen.
+    pub admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Stops accepting, lets requests in flight and opening reports finish, then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Builds everything from `config` and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
+    crate::tls_provider::install();
+    std::fs::create_dir_all(&config.store.data_dir).with_context(|| {
+        format!(
+            "store.data_dir: cannot create {}",
+            config.store.data_dir.display()
+        )
+    })?;
+    let outbox = Outbox::open_in(&config.store.data_dir)
+        .await
+        .context("store: cannot open the openings outbox")?;
+    let dvv = DvvClient::new(&config.dvv).context("dvv: cannot set up the DVV client")?;
+    let verifier = AssertionVerifier::new(verifier_settings(&config.assertions))
+        .await
+        .context("assertions: cannot set up citizen assertion verification")?;
+    let consents = ConsentCache::new(ConsentCacheSettings {
+        capacity: config.consent.cache_capacity,
+        positive_ttl: config.consent.revocation_bound,
+        negative_ttl: config.consent.negative_ttl,
+    });
+    let tls = server::tls::server_config(
+        &config.server.tls_cert,
+        config.server.tls_key.path(),
+        config.server.client_ca.as_deref(),
+    )?;
+
+    let window = Arc::new(Window {
+        verifier,
+        consents,
+        dvv: dvv.clone(),
+        outbox: outbox.clone(),
+        consent_service_url: config.dvv.consent_service_url.to_string(),
+    });
+
+    let api_listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin.listen: cannot bind {}", config.admin.listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let limits = ConnectionLimits {
+        handshake_timeout: config.server.tls_handshake_timeout,
+        header_read_timeout: config.server.header_read_timeout,
+        max_connections: config.server.max_connections,
+        drain_timeout: config.server.request_timeout,
+    };
+    let admin_limits = ConnectionLimits {
+        max_connections: 64,
+        ..limits.clone()
+    };
+    let tasks = vec![
+        openings::spawn_deliverer(
+            outbox,
+            Arc::new(DvvReporter(dvv)),
+            DelivererSettings::default(),
+            stopped.clone(),
+        ),
+        tokio::spawn(server::serve(
+            api_listener,
+            Some(tls),
+            crate::api::router(window.clone()),
+            limits,
+            stopped.clone(),
+        )),
+        tokio::spawn(server::serve(
+            admin_listener,
+            None,
+            crate::admin::router(window),
+            admin_limits,
+            stopped,
+        )),
+    ];
+    tracing::info!(%api_addr, %admin_addr, "gateway started");
+    Ok(RunningGateway {
+        api_addr,
+        admin_addr,
+        stop,
+        tasks,
+    })
+}
+
+fn verifier_settings(a: &config::AssertionsConfig) -> VerifierSettings {
+    let jwks = match &a.jwks {
+        config::JwksSource::File(path) => citizen::JwksSource::File(path.clone()),
+        config::JwksSource::Url { url, ca } => citizen::JwksSource::Url {
+            url: url.to_string(),
+            ca_file: ca.clone(),
+        },
+    };
+    let mut s = VerifierSettings::new(a.issuer.clone(), a.audience.clone(), jwks);
+    s.refresh = a.jwks_refresh;
+    s.algorithms = a.algorithms.clone();
+    s.leeway = a.leeway;
+    s.max_lifetime = a.max_lifetime;
+    s.accepted_acr = a.accepted_acr.clone();
+    s
+}
+
+/// Reports openings through the DVV client: 201 and 409 both settle an opening.
+struct DvvReporter(DvvClient);
+
+impl openings::OpeningReporter for DvvReporter {
+    async fn report(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+        opening_id: &str,
+        opened_at: DateTime<Utc>,
+    ) -> Result<ReportOutcome, ReportError> {
+        let report = OpeningReport {
+            opening_id: opening_id.to_owned(),
+            opened_at,
+        };
+        match self.0.report_opening(consent_id, message_id, &report).await {
+            Ok(answer) => Ok(ReportOutcome {
+                first_open: answer.value.first_open,
+                read_at: answer.value.read_at,
+            }),
+            Err(e) => Err(ReportError {
+                retryable: e.is_retryable() || matches!(e, DvvError::Unauthorized { .. }),
+                kind: e.kind(),
+            }),
+        }
+    }
+}
+
+/// How long `ikkuna run` waits for a clean stop after SIGTERM before giving up.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Resolves on SIGINT or SIGTERM (an orchestrator's stop).
+pub async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

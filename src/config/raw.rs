@@ -1,0 +1,230 @@
+//! Stage one: the file as written. Every key is optional here (defaults and requirements are the
+//! validator's job), unknown keys are refused by `#[serde(deny_unknown_fields)]`, and every key can
+//! be overridden by an `IKKUNA_<SECTION>_<KEY>` environment variable.
+//!
+//! Each section is parsed on its own, so one typo does not hide the errors of other sections.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::error::ConfigError;
+use super::Env;
+
+/// A value that an environment variable may override. Lists are comma-separated.
+pub(crate) trait FromEnv: Sized {
+    /// Parses the variable's text, or says why it cannot (never echoing the text).
+    fn from_env(text: &str) -> Result<Self, &'static str>;
+}
+
+impl FromEnv for String {
+    fn from_env(text: &str) -> Result<Self, &'static str> {
+        Ok(text.to_owned())
+    }
+}
+
+impl FromEnv for PathBuf {
+    fn from_env(text: &str) -> Result<Self, &'static str> {
+        Ok(PathBuf::from(text))
+    }
+}
+
+impl FromEnv for u64 {
+    fn from_env(text: &str) -> Result<Self, &'static str> {
+        text.trim()
+            .parse()
+            .map_err(|_| "must be a non-negative integer")
+    }
+}
+
+impl FromEnv for Vec<String> {
+    fn from_env(text: &str) -> Result<Self, &'static str> {
+        Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+/// The environment variable that overrides `section.key`.
+pub(crate) fn env_var(section: &str, key: &str) -> String {
+    format!(
+        "IKKUNA_{}_{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    )
+}
+
+/// Maps a TOML error of one section to a [`ConfigError`] naming that section.
+fn section_error(section: &'static str, error: &toml::de::Error) -> ConfigError {
+    ConfigError::Section {
+        section,
+        message: error.to_string().trim_end().replace('\n', "\n    "),
+    }
+}
+
+/// Declares the raw sections once: the structs, their key lists, per-section parsing and the
+/// environment overrides all come from this one list, so they cannot drift apart.
+macro_rules! raw_sections {
+    ($(
+        $(#[$section_meta:meta])*
+        $section:ident => $name:ident {
+            $( $(#[$field_meta:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[$section_meta])*
+            #[derive(Debug, Default, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            pub(crate) struct $name {
+                $( $(#[$field_meta])* pub(crate) $field: Option<$ty>, )*
+            }
+
+            impl $name {
+                /// Parses this section out of the whole document (other sections are ignored here).
+                fn parse(text: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+                    #[derive(Deserialize)]
+                    struct Only {
+                        #[serde(default)]
+                        $section: Option<$name>,
+                    }
+                    match toml::from_str::<Only>(text) {
+                        Ok(only) => Some(only.$section.unwrap_or_default()),
+                        Err(error) => {
+                            errors.push(section_error(stringify!($section), &error));
+                            None
+                        }
+                    }
+                }
+
+                /// Applies `IKKUNA_<SECTION>_<KEY>` overrides: the environment wins over the file.
+                fn apply_env(&mut self, env: Env<'_>, errors: &mut Vec<ConfigError>) {
+                    $(
+                        let var = env_var(stringify!($section), stringify!($field));
+                        if let Some(text) = env(&var) {
+                            match <$ty as FromEnv>::from_env(&text) {
+                                Ok(value) => self.$field = Some(value),
+                                Err(reason) => errors.push(ConfigError::Env {
+                                    field: concat!(stringify!($section), ".", stringify!($field)),
+                                    var,
+                                    reason: reason.to_owned(),
+                                }),
+                            }
+                        }
+                    )*
+                }
+            }
+        )*
+
+        /// The whole file as written, section by section.
+        #[derive(Debug, Default)]
+        pub(crate) struct RawConfig {
+            $( pub(crate) $section: $name, )*
+            /// Sections that could not be parsed: their keys are not reported missing again.
+            pub(crate) unparsed: Vec<&'static str>,
+        }
+
+        /// The known sections, in file order.
+        pub(crate) const SECTIONS: &[&str] = &[$(stringify!($section)),*];
+
+        /// Every `section.key`, for documentation tests.
+        #[cfg(test)]
+        pub(crate) fn all_keys() -> Vec<(&'static str, &'static str)> {
+            vec![$( $( (stringify!($section), stringify!($field)), )* )*]
+        }
+
+        impl RawConfig {
+            /// Parses the document and applies the environment, collecting every error.
+            pub(crate) fn parse(text: &str, env: Env<'_>, errors: &mut Vec<ConfigError>) -> Self {
+                match toml::from_str::<toml::Table>(text) {
+                    Ok(table) => {
+                        for name in table.keys() {
+                            if !SECTIONS.contains(&name.as_str()) {
+                                errors.push(ConfigError::UnknownSection { section: name.clone() });
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        errors.push(ConfigError::Syntax {
+                            message: error.to_string().trim_end().replace('\n', "\n    "),
+                        });
+                        return Self {
+                            unparsed: SECTIONS.to_vec(),
+                            ..Self::default()
+                        };
+                    }
+                }
+                let mut raw = Self::default();
+                $(
+                    match $name::parse(text, errors) {
+                        Some(section) => raw.$section = section,
+                        None => raw.unparsed.push(stringify!($section)),
+                    }
+                )*
+                $( raw.$section.apply_env(env, errors); )*
+                raw
+            }
+        }
+    };
+}
+
+raw_sections! {
+    /// `[server]`: the operator API listener.
+    server => RawServer {
+        listen: String,
+        tls_cert: PathBuf,
+        tls_key_file: PathBuf,
+        client_ca: PathBuf,
+        request_timeout_ms: u64,
+        header_read_timeout_ms: u64,
+        tls_handshake_timeout_ms: u64,
+        max_connections: u64,
+        max_concurrent_requests: u64,
+    }
+    /// `[admin]`: metrics and health listener.
+    admin => RawAdmin {
+        listen: String,
+    }
+    /// `[dvv]`: the upstream DVV backend and this operator's credentials there.
+    dvv => RawDvv {
+        base_url: String,
+        provider_id: String,
+        ca_cert: PathBuf,
+        client_cert: PathBuf,
+        client_key_file: PathBuf,
+        assertion_key_file: PathBuf,
+        assertion_kid: String,
+        consent_service_url: String,
+        connect_timeout_ms: u64,
+        call_timeout_ms: u64,
+        body_idle_timeout_ms: u64,
+        max_retries: u64,
+        token_renew_before_secs: u64,
+        pool_idle_per_host: u64,
+    }
+    /// `[assertions]`: how citizen assertions from the operator's identity service are verified.
+    assertions => RawAssertions {
+        issuer: String,
+        audience: String,
+        jwks_file: PathBuf,
+        jwks_url: String,
+        jwks_ca: PathBuf,
+        jwks_refresh_secs: u64,
+        algorithms: Vec<String>,
+        leeway_secs: u64,
+        max_lifetime_secs: u64,
+        accepted_acr: Vec<String>,
+    }
+    /// `[consent]`: the consent cache.
+    consent => RawConsent {
+        revocation_bound_secs: u64,
+        negative_ttl_secs: u64,
+        cache_capacity: u64,
+    }
+    /// `[store]`: the embedded store (openings outbox, ledger).
+    store => RawStore {
+        data_dir: PathBuf,
+    }
+}

@@ -1,0 +1,508 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::dvv::testing::Pki;
+
+/// The shape `ikkuna-sandbox serve` writes (contract.md), with placeholder paths.
+const SANDBOX_SHAPE: &str = r#"
+[server]                       # the operator API
+listen = "127.0.0.1:41001"
+tls_cert = "/abs/gateway.pem"
+tls_key_file = "/abs/gateway.key"
+# client_ca = "/abs/ca.pem"    # optional: require mTLS from the operator backend
+
+[admin]
+listen = "127.0.0.1:41002"
+
+[dvv]
+base_url = "https://127.0.0.1:41234"
+provider_id = "provider-a"
+ca_cert = "/abs/ca.pem"
+client_cert = "/abs/providers/provider-a/client.pem"
+client_key_file = "/abs/providers/provider-a/client.key"
+assertion_key_file = "/abs/providers/provider-a/assertion.key"
+consent_service_url = "https://127.0.0.1:41003/consent-service"   # where citizens manage consents
+
+[assertions]
+issuer = "https://identity.sandbox.ikkuna.invalid"
+audience = "ikkuna"
+jwks_file = "/abs/operator/jwks.json"
+
+[store]
+data_dir = "/abs/DIR/gateway"
+"#;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name: &str| map.get(name).cloned()
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_toml_str(text, &no_env)
+}
+
+/// Replaces the line starting with `key =` in `text` (the first such line).
+fn with_line(text: &str, key: &str, replacement: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|line| {
+            if !done && line.trim_start().starts_with(&format!("{key} =")) {
+                done = true;
+                replacement.to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn errors_of(text: &str) -> ConfigErrors {
+    match parse(text) {
+        Ok(_) => panic!("configuration unexpectedly valid"),
+        Err(errors) => errors,
+    }
+}
+
+#[test]
+fn sandbox_shape_parses_with_defaults() {
+    let config = parse(SANDBOX_SHAPE).expect("valid");
+    assert_eq!(config.server.listen, "127.0.0.1:41001".parse().unwrap());
+    assert_eq!(config.server.tls_key.path(), Path::new("/abs/gateway.key"));
+    assert!(config.server.tls_key.loaded().is_none());
+    assert_eq!(config.server.client_ca, None);
+    assert_eq!(config.server.request_timeout, Duration::from_millis(30_000));
+    assert_eq!(
+        config.server.header_read_timeout,
+        Duration::from_millis(10_000)
+    );
+    assert_eq!(
+        config.server.tls_handshake_timeout,
+        Duration::from_millis(10_000)
+    );
+    assert_eq!(config.server.max_connections, 10_000);
+    assert_eq!(config.server.max_concurrent_requests, 2048);
+    assert_eq!(config.dvv.base_url.as_str(), "https://127.0.0.1:41234/");
+    assert_eq!(config.dvv.provider_id, "provider-a");
+    assert_eq!(config.dvv.assertion_kid, None);
+    assert_eq!(config.dvv.connect_timeout, Duration::from_millis(3_000));
+    assert_eq!(config.dvv.call_timeout, Duration::from_millis(10_000));
+    assert_eq!(config.dvv.body_idle_timeout, Duration::from_millis(15_000));
+    assert_eq!(config.dvv.max_retries, 3);
+    assert_eq!(config.dvv.token_renew_before, Duration::from_secs(60));
+    assert_eq!(config.dvv.pool_idle_per_host, 64);
+    assert_eq!(config.assertions.audience, "ikkuna");
+    assert_eq!(
+        config.assertions.jwks,
+        JwksSource::File(PathBuf::from("/abs/operator/jwks.json"))
+    );
+    assert_eq!(config.assertions.jwks_refresh, Duration::from_secs(300));
+    assert_eq!(config.assertions.leeway, Duration::from_secs(30));
+    assert_eq!(config.assertions.max_lifetime, Duration::from_secs(3600));
+    assert_eq!(config.assertions.algorithms.len(), 5);
+    assert_eq!(config.assertions.accepted_acr, DEFAULT_ACCEPTED_ACR);
+    assert_eq!(config.consent.revocation_bound, Duration::from_secs(30));
+    assert_eq!(config.consent.negative_ttl, Duration::from_secs(5));
+    assert_eq!(config.consent.cache_capacity, 100_000);
+    assert_eq!(config.store.data_dir, PathBuf::from("/abs/DIR/gateway"));
+}
+
+fn example_text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ikkuna.example.toml");
+    std::fs::read_to_string(path).expect("config/ikkuna.example.toml exists")
+}
+
+#[test]
+fn example_template_parses() {
+    let config = parse(&example_text()).expect("the production template is valid");
+    assert_eq!(config.dvv.assertion_kid.as_deref(), Some("2026-01"));
+    assert!(config.server.client_ca.is_some());
+}
+
+#[test]
+fn example_template_documents_every_key() {
+    let text = example_text();
+    for (section, key) in raw::all_keys() {
+        // Each key appears as `key =` (possibly commented out, for the jwks_file/jwks_url choice).
+        let present = text.lines().any(|line| {
+            let line = line.trim_start().trim_start_matches('#').trim_start();
+            line.starts_with(&format!("{key} ="))
+        });
+        assert!(present, "{section}.{key} is missing from the example");
+    }
+    for section in raw::SECTIONS {
+        assert!(
+            text.contains(&format!("[{section}]")),
+            "[{section}] missing"
+        );
+    }
+}
+
+#[test]
+fn example_template_files_are_reported_missing_by_check() {
+    let mut config = parse(&example_text()).expect("valid");
+    let errors = match config.load_files() {
+        Ok(()) => panic!("placeholder files do not exist"),
+        Err(errors) => errors,
+    };
+    for field in [
+        "server.tls_cert",
+        "server.tls_key_file",
+        "server.client_ca",
+        "dvv.ca_cert",
+        "dvv.client_cert",
+        "dvv.client_key_file",
+        "dvv.assertion_key_file",
+        "assertions.jwks_file",
+    ] {
+        assert!(errors.names(field), "{field} not reported: {errors}");
+    }
+}
+
+#[test]
+fn unknown_key_is_refused_and_named() {
+    let text = SANDBOX_SHAPE.replace("provider_id =", "provider_idd =");
+    let errors = errors_of(&text);
+    let message = errors.to_string();
+    assert!(errors.names("dvv"), "{message}");
+    assert!(message.contains("provider_idd"), "{message}");
+    assert_eq!(
+        errors.0.len(),
+        1,
+        "the section's keys are not also reported missing: {message}"
+    );
+}
+
+#[test]
+fn unknown_section_is_refused() {
+    let errors = errors_of(&format!("{SANDBOX_SHAPE}\n[srever]\nlisten = \"x\"\n"));
+    assert!(errors.names("srever"), "{errors}");
+}
+
+#[test]
+fn syntax_error_is_reported() {
+    let errors = errors_of("[server\nlisten = 1");
+    assert!(
+        matches!(errors.0[0], ConfigError::Syntax { .. }),
+        "{errors}"
+    );
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let text = with_line(
+        SANDBOX_SHAPE,
+        "data_dir",
+        "data_dir = \"/d\"\nmax_retries = 1",
+    );
+    // max_retries in [store] is unknown there; in [dvv] a string is the wrong type.
+    let errors = errors_of(&text);
+    assert!(errors.names("store"), "{errors}");
+    let text = with_line(
+        SANDBOX_SHAPE,
+        "provider_id",
+        "provider_id = \"p\"\nmax_retries = \"three\"",
+    );
+    let errors = errors_of(&text);
+    assert!(errors.names("dvv"), "{errors}");
+    assert!(errors.to_string().contains("max_retries"), "{errors}");
+}
+
+#[test]
+fn every_bad_value_is_named_at_once() {
+    let mut text = SANDBOX_SHAPE.to_owned();
+    for (key, line) in [
+        ("base_url", "base_url = \"http://dvv.example\""),
+        ("listen", "listen = \"not an address\""),
+        ("consent_service_url", "consent_service_url = \"ftp://x\""),
+        (
+            "issuer",
+            "issuer = \"\"\nalgorithms = [\"HS256\", \"none\", \"ES256\"]\nleeway_secs = 301",
+        ),
+    ] {
+        text = with_line(&text, key, line);
+    }
+    text.push_str("\n[consent]\nrevocation_bound_secs = 0\ncache_capacity = 0\n");
+    let errors = errors_of(&text);
+    let message = errors.to_string();
+    assert!(message.contains("dvv.base_url: must be https"), "{message}");
+    for field in [
+        "server.listen",
+        "dvv.base_url",
+        "dvv.consent_service_url",
+        "assertions.issuer",
+        "assertions.algorithms",
+        "assertions.leeway_secs",
+        "consent.revocation_bound_secs",
+        "consent.cache_capacity",
+    ] {
+        assert!(errors.names(field), "{field} not named in: {message}");
+    }
+    let algorithm_errors = errors
+        .iter()
+        .filter(|e| e.field() == "assertions.algorithms")
+        .count();
+    assert_eq!(
+        algorithm_errors, 2,
+        "HS256 and none each refused: {message}"
+    );
+}
+
+#[test]
+fn missing_required_fields_are_each_named() {
+    let errors = errors_of("");
+    for field in [
+        "server.listen",
+        "server.tls_cert",
+        "server.tls_key_file",
+        "admin.listen",
+        "dvv.base_url",
+        "dvv.provider_id",
+        "dvv.ca_cert",
+        "dvv.client_cert",
+        "dvv.client_key_file",
+        "dvv.assertion_key_file",
+        "dvv.consent_service_url",
+        "assertions.issuer",
+        "assertions.jwks_file",
+        "store.data_dir",
+    ] {
+        assert!(errors.names(field), "{field} not named in: {errors}");
+    }
+}
+
+#[test]
+fn jwks_file_and_url_are_exclusive() {
+    let both = with_line(
+        SANDBOX_SHAPE,
+        "jwks_file",
+        "jwks_file = \"/j\"\njwks_url = \"https://idp.example/jwks\"",
+    );
+    assert!(errors_of(&both).names("assertions.jwks_file"));
+    let url_only = with_line(
+        SANDBOX_SHAPE,
+        "jwks_file",
+        "jwks_url = \"https://idp.example/jwks\"\njwks_ca = \"/ca.pem\"",
+    );
+    let config = parse(&url_only).expect("url alone is fine");
+    assert!(matches!(
+        config.assertions.jwks,
+        JwksSource::Url { ca: Some(_), .. }
+    ));
+    let plain_http = with_line(
+        SANDBOX_SHAPE,
+        "jwks_file",
+        "jwks_url = \"http://idp.example/jwks\"",
+    );
+    assert!(errors_of(&plain_http).names("assertions.jwks_url"));
+    let ca_without_url = with_line(
+        SANDBOX_SHAPE,
+        "jwks_file",
+        "jwks_file = \"/j\"\njwks_ca = \"/ca.pem\"",
+    );
+    assert!(errors_of(&ca_without_url).names("assertions.jwks_ca"));
+}
+
+#[test]
+fn revocation_bound_range_and_cross_checks() {
+    for (value, ok) in [("1", true), ("300", true), ("301", false), ("0", false)] {
+        let text = format!(
+            "{SANDBOX_SHAPE}\n[consent]\nrevocation_bound_secs = {value}\nnegative_ttl_secs = 1\n"
+        );
+        assert_eq!(parse(&text).is_ok(), ok, "revocation_bound_secs = {value}");
+    }
+    let text =
+        format!("{SANDBOX_SHAPE}\n[consent]\nrevocation_bound_secs = 10\nnegative_ttl_secs = 20\n");
+    assert!(errors_of(&text).names("consent.negative_ttl_secs"));
+    let same_listen = SANDBOX_SHAPE.replace("127.0.0.1:41002", "127.0.0.1:41001");
+    assert!(errors_of(&same_listen).names("admin.listen"));
+    let text = with_line(
+        SANDBOX_SHAPE,
+        "provider_id",
+        "provider_id = \"p\"\nconnect_timeout_ms = 20000\ncall_timeout_ms = 10000",
+    );
+    assert!(errors_of(&text).names("dvv.connect_timeout_ms"));
+}
+
+#[test]
+fn base_url_is_normalised_and_checked() {
+    let text = with_line(
+        SANDBOX_SHAPE,
+        "base_url",
+        "base_url = \"https://dvv.example/api\"",
+    );
+    assert_eq!(
+        parse(&text).unwrap().dvv.base_url.as_str(),
+        "https://dvv.example/api/"
+    );
+    for bad in [
+        "https://u:p@dvv.example",
+        "https://dvv.example/?q=1",
+        "dvv.example",
+    ] {
+        let text = with_line(SANDBOX_SHAPE, "base_url", &format!("base_url = \"{bad}\""));
+        assert!(errors_of(&text).names("dvv.base_url"), "{bad}");
+    }
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let env = env_of(&[
+        ("IKKUNA_DVV_BASE_URL", "https://other.example:8443"),
+        ("IKKUNA_SERVER_LISTEN", "127.0.0.1:9999"),
+        ("IKKUNA_CONSENT_REVOCATION_BOUND_SECS", "12"),
+        ("IKKUNA_ASSERTIONS_ALGORITHMS", "ES256, EdDSA"),
+        ("IKKUNA_DVV_ASSERTION_KID", "kid-7"),
+    ]);
+    let config = Config::from_toml_str(SANDBOX_SHAPE, &env).expect("valid");
+    assert_eq!(config.dvv.base_url.as_str(), "https://other.example:8443/");
+    assert_eq!(config.server.listen, "127.0.0.1:9999".parse().unwrap());
+    assert_eq!(config.consent.revocation_bound, Duration::from_secs(12));
+    assert_eq!(
+        config.assertions.algorithms,
+        vec![
+            jsonwebtoken::Algorithm::ES256,
+            jsonwebtoken::Algorithm::EdDSA
+        ]
+    );
+    assert_eq!(config.dvv.assertion_kid.as_deref(), Some("kid-7"));
+}
+
+#[test]
+fn environment_can_supply_a_missing_field_and_bad_values_are_named() {
+    let text = with_line(SANDBOX_SHAPE, "provider_id", "");
+    assert!(errors_of(&text).names("dvv.provider_id"));
+    let env = env_of(&[("IKKUNA_DVV_PROVIDER_ID", "provider-b")]);
+    let config = Config::from_toml_str(&text, &env).expect("env fills it");
+    assert_eq!(config.dvv.provider_id, "provider-b");
+
+    let env = env_of(&[("IKKUNA_DVV_MAX_RETRIES", "lots")]);
+    let errors = Config::from_toml_str(SANDBOX_SHAPE, &env).unwrap_err();
+    assert!(errors.names("dvv.max_retries"), "{errors}");
+    assert!(errors.to_string().contains("IKKUNA_DVV_MAX_RETRIES"));
+    assert!(
+        !errors.to_string().contains("lots"),
+        "values are not echoed"
+    );
+}
+
+#[test]
+fn every_key_has_an_environment_variable() {
+    let keys = raw::all_keys();
+    assert_eq!(keys.len(), 9 + 1 + 14 + 10 + 3 + 1);
+    assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
+    // Overriding every key at once with valid values yields a valid configuration.
+    let values: HashMap<String, String> = keys
+        .iter()
+        .map(|(section, key)| {
+            let value = match (*section, *key) {
+                ("server", "listen") => "127.0.0.1:1",
+                ("admin", "listen") => "127.0.0.1:2",
+                (_, "base_url") | (_, "consent_service_url") | (_, "jwks_url") => {
+                    "https://h.example"
+                }
+                (_, "jwks_file") => "",
+                (_, "algorithms") => "ES256",
+                (_, "accepted_acr") => "http://eidas.europa.eu/LoA/high",
+                (_, k) if k.ends_with("_ms") || k.ends_with("_secs") => "15",
+                (_, "max_retries") => "2",
+                (_, k)
+                    if k.starts_with("max_")
+                        || k.ends_with("capacity")
+                        || k.starts_with("pool") =>
+                {
+                    "7"
+                }
+                _ => "/x",
+            };
+            (raw::env_var(section, key), value.to_owned())
+        })
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    let env = move |name: &str| values.get(name).cloned();
+    let config = Config::from_toml_str("", &env).expect("environment alone suffices");
+    assert_eq!(config.dvv.max_retries, 2);
+    assert_eq!(config.server.max_connections, 7);
+    assert_eq!(config.dvv.call_timeout, Duration::from_millis(15));
+}
+
+#[test]
+fn load_reads_files_and_secrets_are_redacted() {
+    let pki = Pki::generate();
+    let path = pki.path("ikkuna.toml");
+    pki.write("ikkuna.toml", &pki.config_toml("https://127.0.0.1:1"));
+    let config = load(&path, &no_env).expect("loads");
+    assert!(config.store.data_dir.is_dir(), "data_dir created");
+    let secret = config
+        .dvv
+        .assertion_key
+        .loaded()
+        .expect("loaded at load time");
+    assert_eq!(secret.expose(), pki.assertion_key_pem.as_bytes());
+    let debug = format!("{config:?}");
+    assert!(debug.contains("<redacted>"));
+    for pem in [
+        &pki.assertion_key_pem,
+        &pki.client_key_pem,
+        &pki.server_key_pem,
+    ] {
+        let body_line = pem.lines().nth(1).expect("pem body");
+        assert!(
+            !debug.contains(body_line),
+            "secret material in Debug output"
+        );
+    }
+    assert_eq!(format!("{secret:?}"), "<redacted>");
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory() {
+    let pki = Pki::generate();
+    let text = pki
+        .config_toml("https://127.0.0.1:1")
+        .replace(&format!("{}/", pki.root().display()), "");
+    pki.write("ikkuna.toml", &text);
+    let config = load(&pki.path("ikkuna.toml"), &no_env).expect("relative paths resolve");
+    assert_eq!(config.dvv.ca_cert, pki.path("ca.pem"));
+}
+
+#[test]
+fn file_problems_are_each_named() {
+    let pki = Pki::generate();
+    pki.write("client.pem", "not a certificate");
+    pki.write("assertion.key", &pki.client_cert_pem);
+    pki.write("jwks.json", "{\"keys\": []}");
+    pki.write("data", "a file, not a directory");
+    pki.write("ikkuna.toml", &pki.config_toml("https://127.0.0.1:1"));
+    let errors = load(&pki.path("ikkuna.toml"), &no_env).unwrap_err();
+    for field in [
+        "dvv.client_cert",
+        "dvv.assertion_key_file",
+        "assertions.jwks_file",
+        "store.data_dir",
+    ] {
+        assert!(errors.names(field), "{field} not named: {errors}");
+    }
+    assert_eq!(errors.0.len(), 4, "{errors}");
+}
+
+#[test]
+fn assertion_key_must_be_p256() {
+    let pki = Pki::generate();
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    pki.write("assertion.key", &p384.serialize_pem());
+    pki.write("ikkuna.toml", &pki.config_toml("https://127.0.0.1:1"));
+    let errors = load(&pki.path("ikkuna.toml"), &no_env).unwrap_err();
+    assert!(errors.names("dvv.assertion_key_file"), "{errors}");
+}
+
+#[test]
+fn missing_config_file_is_reported() {
+    let errors = load(Path::new("/nonexistent/ikkuna.toml"), &no_env).unwrap_err();
+    assert!(matches!(errors.0[0], ConfigError::Read { .. }));
+}

@@ -1,0 +1,239 @@
+//! The consent cache: bounded, short-lived, coalescing, and overruled by revocations.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ikkuna_hetu::IdentityCode;
+use moka::future::Cache;
+use moka::Expiry;
+
+use super::changes::Changes;
+use super::pseudonym::{CitizenKey, Keyer};
+use super::{Consent, ConsentDecision};
+
+/// How many times a lookup is repeated when a revocation overtakes it before giving up on the
+/// safe side.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Slack added to how long revocation records are kept, beyond the longest TTL, so a record
+/// never disappears before the last answer it overrules has expired.
+const RETENTION_MARGIN: Duration = Duration::from_secs(1);
+
+/// How the consent cache is sized and how long its answers live. Filled from the gateway's
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentCacheSettings {
+    /// Most citizens held at once.
+    pub capacity: u64,
+    /// Longest life of an "active" answer: the revocation bound when the events feed is down.
+    pub positive_ttl: Duration,
+    /// Life of a "no consent" or "revoked" answer, so a fresh grant shows up quickly.
+    pub negative_ttl: Duration,
+}
+
+impl Default for ConsentCacheSettings {
+    /// 100 000 citizens, 30 s for active answers, 5 s for negative ones.
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            positive_ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters for metrics: plain numbers, no citizen in them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsentCacheStats {
+    /// Checks answered without a lookup of their own (cached, or joined another's lookup).
+    pub hits: u64,
+    /// Lookups performed (each one DVV consent call).
+    pub misses: u64,
+    /// Answers thrown away because a revocation or invalidation overtook them.
+    pub stale: u64,
+    /// Revocations and invalidations received.
+    pub invalidations: u64,
+}
+
+/// One cached answer and when its lookup started (wall time and epoch).
+#[derive(Clone)]
+struct Entry {
+    decision: ConsentDecision,
+    epoch: u64,
+    started: Instant,
+}
+
+/// Active answers live `positive`, others `negative`, both counted from the lookup's start.
+struct ByDecision {
+    positive: Duration,
+    negative: Duration,
+}
+
+impl Expiry<CitizenKey, Entry> for ByDecision {
+    fn expire_after_create(
+        &self,
+        _key: &CitizenKey,
+        value: &Entry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        let ttl = match value.decision {
+            ConsentDecision::Active { .. } => self.positive,
+            _ => self.negative,
+        };
+        Some(ttl.saturating_sub(created_at.saturating_duration_since(value.started)))
+    }
+}
+
+struct Inner {
+    cache: Cache<CitizenKey, Entry>,
+    keyer: Keyer,
+    changes: Changes,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+/// Caches each citizen's consent decision. Cheap to clone; clones share one cache.
+#[derive(Clone)]
+pub struct ConsentCache {
+    inner: Arc<Inner>,
+}
+
+impl ConsentCache {
+    /// An empty cache with a fresh random pseudonym key.
+    pub fn new(settings: ConsentCacheSettings) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.capacity)
+            .expire_after(ByDecision {
+                positive: settings.positive_ttl,
+                negative: settings.negative_ttl,
+            })
+            .build();
+        let retention = settings.positive_ttl.max(settings.negative_ttl) + RETENTION_MARGIN;
+        Self {
+            inner: Arc::new(Inner {
+                cache,
+                keyer: Keyer::random(),
+                changes: Changes::new(retention),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                stale: AtomicU64::new(0),
+                invalidations: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The citizen's consent decision: from the cache when current, otherwise from `lookup` (the
+    /// DVV consent call). Concurrent checks for one citizen share one lookup. Errors are not
+    /// cached.
+    ///
+    /// A revocation that arrives while a lookup is in flight overrules that lookup's answer: the
+    /// lookup is repeated (up to three times in all), and if revocations keep overtaking it an
+    /// "active" answer is reported as revoked rather than trusted.
+    pub async fn get_or_lookup<F, Fut, E>(
+        &self,
+        citizen: &IdentityCode,
+        mut lookup: F,
+    ) -> Result<ConsentDecision, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<Consent>, E>>,
+        E: Clone + Send + Sync + 'static,
+    {
+        let inner = &self.inner;
+        let key = inner.keyer.key(citizen);
+        let mut last = ConsentDecision::None;
+        for _ in 0..MAX_ATTEMPTS {
+            let looked_up = AtomicBool::new(false);
+            let init = async {
+                looked_up.store(true, Ordering::Relaxed);
+                // `started` is taken before the epoch, so an answer never outlives a change
+                // record that overrules it (see `changes`).
+                let started = Instant::now();
+                let epoch = inner.changes.current();
+                let consent = lookup().await?;
+                Ok::<_, E>(Entry {
+                    decision: ConsentDecision::from_lookup(consent.as_ref()),
+                    epoch,
+                    started,
+                })
+            };
+            let entry = inner
+                .cache
+                .try_get_with(key, init)
+                .await
+                .map_err(Arc::unwrap_or_clone)?;
+            let counter = if looked_up.load(Ordering::Relaxed) {
+                &inner.misses
+            } else {
+                &inner.hits
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if inner.changes.is_current(&key, &entry.decision, entry.epoch) {
+                return Ok(entry.decision);
+            }
+            inner.stale.fetch_add(1, Ordering::Relaxed);
+            inner.cache.invalidate(&key).await;
+            last = entry.decision;
+        }
+        Ok(match last {
+            ConsentDecision::Active { consent_id } => ConsentDecision::Revoked { consent_id },
+            other => other,
+        })
+    }
+
+    /// A consent was revoked (the events feed said so): no answer about it from a lookup that
+    /// started before this call is used again, even one still in flight.
+    pub fn revoke(&self, consent_id: &str) {
+        self.inner.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.inner.changes.consent_changed(consent_id, false);
+    }
+
+    /// A consent changed in some other way (granted again, for instance): every earlier answer
+    /// about it, and every earlier "no consent" answer (the grant may be for one of those
+    /// citizens), is looked up again.
+    pub fn invalidate_consent(&self, consent_id: &str) {
+        self.inner.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.inner.changes.consent_changed(consent_id, true);
+    }
+
+    /// Forgets everything about one citizen, including answers still in flight.
+    pub fn invalidate_citizen(&self, citizen: &IdentityCode) {
+        self.inner.invalidations.fetch_add(1, Ordering::Relaxed);
+        let key = self.inner.keyer.key(citizen);
+        self.inner.changes.citizen_changed(key);
+    }
+
+    /// The counters, for metrics.
+    pub fn stats(&self) -> ConsentCacheStats {
+        let i = &self.inner;
+        ConsentCacheStats {
+            hits: i.hits.load(Ordering::Relaxed),
+            misses: i.misses.load(Ordering::Relaxed),
+            stale: i.stale.load(Ordering::Relaxed),
+            invalidations: i.invalidations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// About how many citizens are cached (moka's count, updated lazily).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// The cache key this cache uses for a citizen (for tests and diagnostics: it is not the
+    /// identity code and cannot be turned back into one without this process's key).
+    pub fn key_of(&self, citizen: &IdentityCode) -> CitizenKey {
+        self.inner.keyer.key(citizen)
+    }
+}
+
+#[cfg(test)]
+impl ConsentCache {
+    /// Lets moka apply evictions now, so counts are exact in tests.
+    pub(super) async fn run_pending_tasks(&self) {
+        self.inner.cache.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,640 @@
+//! [`DvvClient`]: the contract's calls, each under one deadline, with token handling and retries.
+//!
+//! Every call is idempotent (reads by nature, openings by `openingId`, receipts by 409), so each
+//! is retried after a 5xx or network error with jittered backoff while the deadline allows; a 401
+//! invalidates the access token and is retried once with a renewed one. Identity codes travel only
+//! in the consent lookup's POST body; logs carry the operation, consent and message ids, never
+//! identity codes, tokens or content.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    ACCEPT, ACCEPT_RANGES, AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, RANGE, USER_AGENT,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use super::assertion::AssertionSigner;
+use super::body::IdleTimeout;
+use super::contract::{
+    ConsentLookup, ConsentRecord, EventPage, MessageDetail, MessagePage, OpeningAnswer,
+    OpeningReport, ReceiptAnswer, TokenResponse,
+};
+use super::error::{DvvError, DvvSetupError};
+use super::retry::{jitter, RetryPolicy};
+use super::token::{AccessToken, FreshToken, TokenCache, TokenFuture, TokenSource};
+use super::transport::{self, error_from, read_json, trace_id, HttpClient};
+use crate::config::DvvConfig;
+
+/// A value from DVV with the `traceId` of the response that carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream<T> {
+    /// The value.
+    pub value: T,
+    /// DVV's trace id, echoed to the operator and logged for support cases.
+    pub trace_id: Option<String>,
+}
+
+/// The body of an attachment as DVV streams it: frames pass through as they arrive, never
+/// buffered whole; a stall longer than `dvv.body_idle_timeout_ms` ends it with
+/// [`DvvError::BodyStalled`].
+pub type AttachmentBody = BoxBody<Bytes, DvvError>;
+
+/// An attachment response: status, the headers worth passing on, and the streamed body.
+pub struct AttachmentStream {
+    /// 200 (whole file) or 206 (the requested range).
+    pub status: StatusCode,
+    /// Only `Content-Type`, `Content-Length`, `Content-Disposition`, `Content-Range` and
+    /// `Accept-Ranges`.
+    pub headers: HeaderMap,
+    /// The bytes, streamed.
+    pub body: AttachmentBody,
+}
+
+impl std::fmt::Debug for AttachmentStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachmentStream")
+            .field("status", &self.status)
+            .field("content_length", &self.headers.get(CONTENT_LENGTH))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Headers of an attachment response passed on to the operator.
+const ATTACHMENT_HEADERS: [http::HeaderName; 5] = [
+    CONTENT_TYPE,
+    CONTENT_LENGTH,
+    CONTENT_DISPOSITION,
+    CONTENT_RANGE,
+    ACCEPT_RANGES,
+];
+
+const USER_AGENT_VALUE: &str = concat!("ikkuna/", env!("CARGO_PKG_VERSION"));
+
+/// The client of DVV's viewing-connection API. Cheap to clone: clones share the connection pool
+/// and the access token.
+#[derive(Clone, Debug)]
+pub struct DvvClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: HttpClient,
+    base: Url,
+    tokens: TokenCache,
+    policy: RetryPolicy,
+    call_timeout: Duration,
+    body_idle_timeout: Duration,
+}
+
+/// A request body: JSON bytes or none.
+enum Payload {
+    /// A GET answered by JSON.
+    Empty,
+    /// A GET answered by a file.
+    Attachment,
+    /// A POST of JSON.
+    Json(Bytes),
+}
+
+impl DvvClient {
+    /// Builds the client from `[dvv]`: reads the CA, client certificate and keys, and proves the
+    /// assertion key can sign. Makes no network call (see [`Self::ensure_token`]).
+    pub fn new(cfg: &DvvConfig) -> Result<Self, DvvSetupError> {
+        let http = transport::http_client(cfg)?;
+        let token_url =
+            endpoint(&cfg.base_url, &["v1", "token"]).map_err(|_| DvvSetupError::Material {
+                field: "dvv.base_url",
+                reason: "cannot hold paths".to_owned(),
+            })?;
+        let signer = AssertionSigner::new(cfg, token_url.as_str())?;
+        let source = HttpTokenSource {
+            http: http.clone(),
+            signer,
+            token_url,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base: cfg.base_url.clone(),
+                tokens: TokenCache::new(Box::new(source), cfg.token_renew_before),
+                policy: RetryPolicy::new(cfg.max_retries),
+                call_timeout: cfg.call_timeout,
+                body_idle_timeout: cfg.body_idle_timeout,
+            }),
+        })
+    }
+
+    /// The citizen's consent for this provider; `Ok(None)` when DVV has none (404). The identity
+    /// code is sent only in the POST body.
+    pub async fn lookup_consent(
+        &self,
+        end_user: &ikkuna_hetu::IdentityCode,
+    ) -> Result<Upstream<Option<ConsentRecord>>, DvvError> {
+        let url = self.url(&["v1", "consents", "lookup"])?;
+        let body = json_bytes(&ConsentLookup {
+            end_user_id: end_user.reveal(),
+        })?;
+        let span = tracing::debug_span!("dvv", op = "lookup_consent");
+        self.run(span, |token| {
+            let (url, body) = (url.clone(), body.clone());
+            async move {
+                let response = self
+                    .send(Method::POST, url, Payload::Json(body), &token, None)
+                    .await?;
+                match response.status() {
+                    StatusCode::OK => json(response).await.map(|u| u.map(Some)),
+                    StatusCode::NOT_FOUND => Ok(Upstream {
+                        value: None,
+                        trace_id: trace_id(response.headers()),
+                    }),
+                    _ => Err(error_from(response).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// One page of the citizen's inbox, newest first. `limit` is 1..=100 (DVV's default 20).
+    pub async fn list_messages(
+        &self,
+        consent_id: &str,
+        continuation: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Upstream<MessagePage>, DvvError> {
+        let mut url = self.url(&["v1", "consents", consent_id, "messages"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(token) = continuation {
+                query.append_pair("continuationToken", token);
+            }
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        let span = tracing::debug_span!("dvv", op = "list_messages", consent_id);
+        self.get_json(span, url).await
+    }
+
+    /// One message. For an unconfirmed Verifiable message DVV withholds the body and attachments.
+    pub async fn get_message(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+    ) -> Result<Upstream<MessageDetail>, DvvError> {
+        let id = message_id.to_string();
+        let url = self.url(&["v1", "consents", consent_id, "messages", &id])?;
+        let span = tracing::debug_span!("dvv", op = "get_message", consent_id, message_id);
+        self.get_json(span, url).await
+    }
+
+    /// An attachment, streamed. `range` (the operator's `Range` header) is passed through, so
+    /// the answer is 200 or 206; an unsatisfiable range is [`DvvError::RangeNotSatisfiable`].
+    /// The deadline covers the response head; the body is governed by the idle timeout.
+    pub async fn get_attachment(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+        attachment_id: i64,
+        range: Option<&HeaderValue>,
+    ) -> Result<Upstream<AttachmentStream>, DvvError> {
+        let (message, attachment) = (message_id.to_string(), attachment_id.to_string());
+        let url = self.url(&[
+            "v1",
+            "consents",
+            consent_id,
+            "messages",
+            &message,
+            "attachments",
+            &attachment,
+        ])?;
+        let span = tracing::debug_span!(
+            "dvv",
+            op = "get_attachment",
+            consent_id,
+            message_id,
+            attachment_id
+        );
+        let idle = self.inner.body_idle_timeout;
+        self.run(span, |token| {
+            let url = url.clone();
+            async move {
+                let response = self
+                    .send(Method::GET, url, Payload::Attachment, &token, range)
+                    .await?;
+                match response.status() {
+                    status @ (StatusCode::OK | StatusCode::PARTIAL_CONTENT) => {
+                        Ok(attachment_stream(status, response, idle))
+                    }
+                    _ => Err(error_from(response).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reports an opening. 201 and 409 (this `openingId` was reported before: DVV repeats the
+    /// original answer, marked `repeated`) are both success, so a retry never double-reports.
+    pub async fn report_opening(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+        opening: &OpeningReport,
+    ) -> Result<Upstream<OpeningAnswer>, DvvError> {
+        if !opening.has_valid_id() {
+            return Err(DvvError::BadRequest {
+                status: StatusCode::BAD_REQUEST,
+                reason: "openingId must be 1-64 characters of [A-Za-z0-9-]".to_owned(),
+                trace_id: None,
+            });
+        }
+        let id = message_id.to_string();
+        let url = self.url(&["v1", "consents", consent_id, "messages", &id, "openings"])?;
+        let body = json_bytes(opening)?;
+        let span = tracing::debug_span!("dvv", op = "report_opening", consent_id, message_id);
+        let answer = self
+            .post_idempotent::<OpeningAnswer>(span, url, body)
+            .await?;
+        Ok(answer.map(|(mut value, repeated)| {
+            value.repeated = repeated;
+            value
+        }))
+    }
+
+    /// Confirms receipt of a Verifiable message on the citizen's behalf. 201 and 409 (already
+    /// confirmed: the original answer, marked `repeated`) are both success.
+    pub async fn confirm_receipt(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+    ) -> Result<Upstream<ReceiptAnswer>, DvvError> {
+        let id = message_id.to_string();
+        let url = self.url(&[
+            "v1",
+            "consents",
+            consent_id,
+            "messages",
+            &id,
+            "receipt-confirmations",
+        ])?;
+        let span = tracing::debug_span!("dvv", op = "confirm_receipt", consent_id, message_id);
+        let answer = self
+            .post_idempotent::<ReceiptAnswer>(span, url, Bytes::from_static(b"{}"))
+            .await?;
+        Ok(answer.map(|(mut value, repeated)| {
+            value.repeated = repeated;
+            value
+        }))
+    }
+
+    /// This provider's event feed after `continuation` (from the start of retention without).
+    pub async fn events(
+        &self,
+        continuation: Option<&str>,
+    ) -> Result<Upstream<EventPage>, DvvError> {
+        let mut url = self.url(&["v1", "events"])?;
+        if let Some(token) = continuation {
+            url.query_pairs_mut()
+                .append_pair("continuationToken", token);
+        }
+        let span = tracing::debug_span!("dvv", op = "events");
+        self.get_json(span, url).await
+    }
+
+    /// Makes sure a valid access token is at hand (fetching one if needed), for `/readyz`: it
+    /// proves DVV is reachable and accepts this operator's TLS certificate and client assertion.
+    pub async fn ensure_token(&self) -> Result<(), DvvError> {
+        let deadline = Instant::now() + self.inner.call_timeout;
+        match tokio::time::timeout_at(deadline, self.inner.tokens.get()).await {
+            Ok(token) => token.map(drop),
+            Err(_) => Err(DvvError::Timeout { trace_id: None }),
+        }
+    }
+
+    // ---- the call machinery ----
+
+    fn url(&self, segments: &[&str]) -> Result<Url, DvvError> {
+        endpoint(&self.inner.base, segments).map_err(|_| DvvError::InvalidResponse {
+            what: "base URL cannot hold paths".to_owned(),
+            trace_id: None,
+        })
+    }
+
+    /// A GET answered by JSON.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        span: tracing::Span,
+        url: Url,
+    ) -> Result<Upstream<T>, DvvError> {
+        self.run(span, |token| {
+            let url = url.clone();
+            async move {
+                let response = self
+                    .send(Method::GET, url, Payload::Empty, &token, None)
+                    .await?;
+                match response.status() {
+                    StatusCode::OK => json(response).await,
+                    _ => Err(error_from(response).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// A POST whose repetition DVV answers with 409 and the original body: both are success;
+    /// the flag says whether it was a repetition.
+    async fn post_idempotent<T: DeserializeOwned>(
+        &self,
+        span: tracing::Span,
+        url: Url,
+        body: Bytes,
+    ) -> Result<Upstream<(T, bool)>, DvvError> {
+        self.run(span, |token| {
+            let (url, body) = (url.clone(), body.clone());
+            async move {
+                let response = self
+                    .send(Method::POST, url, Payload::Json(body), &token, None)
+                    .await?;
+                match response.status() {
+                    StatusCode::OK | StatusCode::CREATED => {
+                        json(response).await.map(|u| u.map(|v| (v, false)))
+                    }
+                    StatusCode::CONFLICT => json(response).await.map(|u| u.map(|v| (v, true))),
+                    _ => Err(error_from(response).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs one logical call: attempts under the call deadline, retried after retryable
+    /// failures while the budget allows, and once after a 401 with a renewed token.
+    async fn run<'a, T, F, Fut>(
+        &'a self,
+        span: tracing::Span,
+        attempt: F,
+    ) -> Result<Upstream<T>, DvvError>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<Upstream<T>, DvvError>> + 'a,
+    {
+        let deadline = Instant::now() + self.inner.call_timeout;
+        let work = async {
+            let mut retries = 0u32;
+            let mut renewed = false;
+            loop {
+                let result = match self.inner.tokens.get().await {
+                    Ok(token) => match attempt(token.clone()).await {
+                        Err(DvvError::Unauthorized { trace_id }) if !renewed => {
+                            tracing::info!(trace_id, "dvv refused the access token; renewing once");
+                            renewed = true;
+                            self.inner.tokens.invalidate(&token);
+                            continue;
+                        }
+                        result => result,
+                    },
+                    Err(error) => Err(error),
+                };
+                let error = match result {
+                    Ok(value) => return Ok(value),
+                    Err(error) if error.retry_within_call() => error,
+                    Err(error) => return Err(error),
+                };
+                retries += 1;
+                let delay = self.inner.policy.backoff(retries, jitter());
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if !self.inner.policy.allows(retries, delay, remaining) {
+                    return Err(error);
+                }
+                tracing::debug!(
+                    retry = retries,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    kind = error.kind(),
+                    trace_id = error.trace_id(),
+                    "dvv call failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        };
+        let result = match tokio::time::timeout_at(deadline, work)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(DvvError::Timeout { trace_id: None }),
+        };
+        if let Err(error) = &result {
+            span.in_scope(|| {
+                tracing::debug!(kind = error.kind(), trace_id = error.trace_id(), error = %error, "dvv call failed");
+            });
+        }
+        result
+    }
+
+    /// Sends one request with the bearer token.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        payload: Payload,
+        token: &AccessToken,
+        range: Option<&HeaderValue>,
+    ) -> Result<Response<Incoming>, DvvError> {
+        let accept = match payload {
+            Payload::Attachment => "*/*",
+            Payload::Empty | Payload::Json(_) => "application/json",
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .header(AUTHORIZATION, token.bearer()?)
+            .header(ACCEPT, accept)
+            .header(USER_AGENT, USER_AGENT_VALUE);
+        builder = match range {
+            Some(range) => builder.header(RANGE, range.clone()),
+            None => builder,
+        };
+        let body = match payload {
+            Payload::Empty | Payload::Attachment => Full::new(Bytes::new()),
+            Payload::Json(bytes) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                Full::new(bytes)
+            }
+        };
+        let request = builder.body(body).map_err(|_| DvvError::InvalidResponse {
+            what: "cannot build the request".to_owned(),
+            trace_id: None,
+        })?;
+        self.inner
+            .http
+            .request(request)
+            .instrument(tracing::trace_span!("dvv_send"))
+            .await
+            .map_err(|error| transport::unavailable(&error))
+    }
+}
+
+/// The token endpoint as a [`TokenSource`]: a fresh client assertion per request.
+struct HttpTokenSource {
+    http: HttpClient,
+    signer: AssertionSigner,
+    token_url: Url,
+}
+
+impl std::fmt::Debug for HttpTokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTokenSource")
+            .field("token_url", &self.token_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSource for HttpTokenSource {
+    fn fetch(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let token_error =
+                |status: Option<StatusCode>, reason: String, trace_id| DvvError::Token {
+                    status,
+                    reason,
+                    trace_id,
+                };
+            let assertion = self.signer.mint()?;
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .append_pair("client_assertion", &assertion)
+                .finish();
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(self.token_url.as_str())
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(ACCEPT, "application/json")
+                .header(USER_AGENT, USER_AGENT_VALUE)
+                .body(Full::new(Bytes::from(form)))
+                .map_err(|_| {
+                    token_error(None, "cannot build the token request".to_owned(), None)
+                })?;
+            let response = self.http.request(request).await.map_err(|error| {
+                match transport::unavailable(&error) {
+                    DvvError::Unavailable { cause, trace_id } => DvvError::Unavailable {
+                        cause: format!("token endpoint: {cause}"),
+                        trace_id,
+                    },
+                    other => other,
+                }
+            })?;
+            let status = response.status();
+            let trace = trace_id(response.headers());
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(error_from(response).await);
+            }
+            if status != StatusCode::OK {
+                let reason = transport::error_reason(response).await;
+                return Err(token_error(Some(status), reason, trace));
+            }
+            let answer: TokenResponse = read_json(response, &trace).await.map_err(|error| {
+                token_error(
+                    Some(status),
+                    format!("unusable token response: {error}"),
+                    trace.clone(),
+                )
+            })?;
+            if !answer.token_type.eq_ignore_ascii_case("bearer") {
+                return Err(token_error(
+                    Some(status),
+                    "token_type is not Bearer".to_owned(),
+                    trace,
+                ));
+            }
+            if answer.expires_in == 0 || answer.access_token.is_empty() {
+                return Err(token_error(
+                    Some(status),
+                    "token is empty or already expired".to_owned(),
+                    trace,
+                ));
+            }
+            Ok(FreshToken {
+                token: AccessToken::new(answer.access_token),
+                lifetime: Duration::from_secs(answer.expires_in),
+            })
+        })
+    }
+}
+
+/// `base` with `segments` appended, each percent-encoded as one path segment (so an opaque
+/// consent id can never change the path's shape).
+fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, ()> {
+    let mut url = base.clone();
+    url.path_segments_mut()?.pop_if_empty().extend(segments);
+    Ok(url)
+}
+
+fn json_bytes<T: serde::Serialize>(value: &T) -> Result<Bytes, DvvError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|_| DvvError::InvalidResponse {
+            what: "cannot encode the request".to_owned(),
+            trace_id: None,
+        })
+}
+
+/// A successful JSON response as a value with its trace id.
+async fn json<T: DeserializeOwned>(response: Response<Incoming>) -> Result<Upstream<T>, DvvError> {
+    let trace_id = trace_id(response.headers());
+    let value = read_json(response, &trace_id).await?;
+    Ok(Upstream { value, trace_id })
+}
+
+fn attachment_stream(
+    status: StatusCode,
+    response: Response<Incoming>,
+    idle: Duration,
+) -> Upstream<AttachmentStream> {
+    let trace_id = trace_id(response.headers());
+    let (parts, body) = response.into_parts();
+    let mut headers = HeaderMap::new();
+    for name in ATTACHMENT_HEADERS {
+        if let Some(value) = parts.headers.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    let body = BoxBody::new(IdleTimeout::new(body, idle, trace_id.clone()));
+    Upstream {
+        value: AttachmentStream {
+            status,
+            headers,
+            body,
+        },
+        trace_id,
+    }
+}
+
+impl<T> Upstream<T> {
+    /// The same trace id with a transformed value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Upstream<U> {
+        Upstream {
+            value: f(self.value),
+            trace_id: self.trace_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

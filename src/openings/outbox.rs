@@ -1,0 +1,359 @@
+//! The openings outbox: each first read of a message is committed here before its body leaves
+//! the gateway, then delivered to DVV by the deliverer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
+use tokio::sync::Notify;
+
+use super::error::StoreError;
+use super::schema;
+
+/// The database file's name inside the gateway's data directory.
+pub const DATABASE_FILE: &str = "ikkuna.db";
+
+/// An opening as recorded: the id DVV will see and the time it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedOpening {
+    /// The opening's UUID v4: DVV's idempotency key for the report.
+    pub opening_id: String,
+    /// When the citizen opened the message (millisecond precision, as reported to DVV).
+    pub opened_at: DateTime<Utc>,
+    /// False when this (consent, message) already had an opening, which was returned instead.
+    pub newly_recorded: bool,
+}
+
+/// An opening waiting to be reported to DVV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOpening {
+    /// The opening's id (idempotency key).
+    pub opening_id: String,
+    /// The consent under which the message was read.
+    pub consent_id: String,
+    /// The message read.
+    pub message_id: i64,
+    /// When it was opened.
+    pub opened_at: DateTime<Utc>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// Counts for metrics and readiness: ids and times only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Openings not yet settled with DVV.
+    pub pending: u64,
+    /// Openings DVV refused for good (need an operator's look).
+    pub parked: u64,
+    /// Openings DVV acknowledged.
+    pub delivered: u64,
+    /// Delivered openings DVV answered `firstOpen: true` — the operator's compensation basis.
+    pub first_opens: u64,
+    /// Age of the oldest pending opening.
+    pub oldest_pending_age: Option<Duration>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    wake: Notify,
+    path: PathBuf,
+}
+
+/// Handle to the embedded store's openings. Cheap to clone; every call runs on tokio's blocking
+/// pool so the async runtime is never blocked by disk I/O.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+impl Outbox {
+    /// Opens (creating and migrating if needed) the store at `path`.
+    pub async fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let path = path.into();
+        let opened = path.clone();
+        let conn = tokio::task::spawn_blocking(move || schema::open(&opened))
+            .await
+            .map_err(|_| StoreError::Worker)??;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                wake: Notify::new(),
+                path,
+            }),
+        })
+    }
+
+    /// Opens the store at `<data_dir>/ikkuna.db`.
+    pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open(data_dir.join(DATABASE_FILE)).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Records that a citizen opened a message, once per (consent, message): returns the existing
+    /// opening if there is one, otherwise inserts a new one and commits it durably (WAL,
+    /// `synchronous=FULL`) before returning. A new opening wakes the deliverer.
+    pub async fn record_opening(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+    ) -> Result<RecordedOpening, StoreError> {
+        let consent_id = consent_id.to_owned();
+        let recorded = self
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let existing = tx
+                    .query_row(
+                        "SELECT opening_id, opened_at FROM openings
+                         WHERE consent_id = ?1 AND message_id = ?2",
+                        params![consent_id, message_id],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                    )
+                    .optional()?;
+                if let Some((opening_id, opened_at)) = existing {
+                    return Ok(RecordedOpening {
+                        opening_id,
+                        opened_at: from_millis(opened_at),
+                        newly_recorded: false,
+                    });
+                }
+                let opening_id = uuid::Uuid::new_v4().to_string();
+                let opened_at = now_millis();
+                tx.execute(
+                    "INSERT INTO openings
+                       (opening_id, consent_id, message_id, opened_at, state, next_attempt_at)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?4)",
+                    params![opening_id, consent_id, message_id, opened_at],
+                )?;
+                tx.commit()?;
+                Ok(RecordedOpening {
+                    opening_id,
+                    opened_at: from_millis(opened_at),
+                    newly_recorded: true,
+                })
+            })
+            .await?;
+        if recorded.newly_recorded {
+            self.inner.wake.notify_one();
+        }
+        Ok(recorded)
+    }
+
+    /// Up to `limit` pending openings whose next attempt is due at `now`, oldest due first.
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingOpening>, StoreError> {
+        let now = now.timestamp_millis();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT opening_id, consent_id, message_id, opened_at, attempts FROM openings
+                 WHERE state = 'pending' AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, opened_at LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit], |r| {
+                Ok(PendingOpening {
+                    opening_id: r.get(0)?,
+                    consent_id: r.get(1)?,
+                    message_id: r.get(2)?,
+                    opened_at: from_millis(r.get(3)?),
+                    attempts: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// When the earliest pending opening not yet due at `now` falls due, if there is one.
+    pub async fn next_due_after(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = now.timestamp_millis();
+        self.run(move |conn| {
+            let at: Option<i64> = conn.query_row(
+                "SELECT MIN(next_attempt_at) FROM openings
+                 WHERE state = 'pending' AND next_attempt_at > ?1",
+                params![now],
+                |r| r.get(0),
+            )?;
+            Ok(at.map(from_millis))
+        })
+        .await
+    }
+
+    /// Settles an opening with DVV's answer (a 201, or a 409 repeating the original). An opening
+    /// already delivered keeps its first answer.
+    pub async fn mark_delivered(
+        &self,
+        opening_id: &str,
+        first_open: bool,
+        read_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let opening_id = opening_id.to_owned();
+        let read_at = read_at.timestamp_millis();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE openings SET state = 'delivered', first_open = ?2, dvv_read_at = ?3,
+                        delivered_at = ?4, attempts = attempts + 1, last_error_kind = NULL
+                 WHERE opening_id = ?1 AND state <> 'delivered'",
+                params![opening_id, first_open, read_at, now_millis()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a failed attempt that may succeed later, and when to try again.
+    pub async fn mark_failed(
+        &self,
+        opening_id: &str,
+        error_kind: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (opening_id, kind) = (opening_id.to_owned(), error_kind.to_owned());
+        let next = next_attempt_at.timestamp_millis();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE openings SET attempts = attempts + 1, last_error_kind = ?2,
+                        next_attempt_at = ?3
+                 WHERE opening_id = ?1 AND state = 'pending'",
+                params![opening_id, kind, next],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Parks an opening DVV refused for good: it stays recorded (it is still money) but is not
+    /// retried until [`Outbox::requeue_parked`].
+    pub async fn park(&self, opening_id: &str, error_kind: &str) -> Result<(), StoreError> {
+        let (opening_id, kind) = (opening_id.to_owned(), error_kind.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE openings SET state = 'parked', attempts = attempts + 1,
+                        last_error_kind = ?2
+                 WHERE opening_id = ?1 AND state = 'pending'",
+                params![opening_id, kind],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Puts every parked opening back in line for delivery now (after an operator fixed the
+    /// cause); returns how many. Wakes the deliverer.
+    pub async fn requeue_parked(&self) -> Result<usize, StoreError> {
+        let count = self
+            .run(|conn| {
+                Ok(conn.execute(
+                    "UPDATE openings SET state = 'pending', next_attempt_at = ?1
+                     WHERE state = 'parked'",
+                    params![now_millis()],
+                )?)
+            })
+            .await?;
+        if count > 0 {
+            self.inner.wake.notify_one();
+        }
+        Ok(count)
+    }
+
+    /// Counts by state, first opens, and the age of the oldest pending opening.
+    pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
+        self.run(|conn| {
+            let (pending, parked, delivered, first_opens, oldest): (
+                i64,
+                i64,
+                i64,
+                i64,
+                Option<i64>,
+            ) = conn.query_row(
+                "SELECT
+                    COALESCE(SUM(state = 'pending'), 0),
+                    COALESCE(SUM(state = 'parked'), 0),
+                    COALESCE(SUM(state = 'delivered'), 0),
+                    COALESCE(SUM(state = 'delivered' AND first_open = 1), 0),
+                    MIN(CASE WHEN state = 'pending' THEN opened_at END)
+                 FROM openings",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            Ok(OutboxStats {
+                pending: count(pending),
+                parked: count(parked),
+                delivered: count(delivered),
+                first_opens: count(first_opens),
+                oldest_pending_age: oldest
+                    .map(|at| Duration::from_millis(count(now_millis().saturating_sub(at)))),
+            })
+        })
+        .await
+    }
+
+    /// Proves the store takes a durable write right now (for `/readyz`): commits a one-row
+    /// heartbeat, so a full disk or a read-only mount shows up as an error.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        self.run(|conn| {
+            conn.execute(
+                "INSERT INTO store_health (id, checked_at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                params![now_millis()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Resolves when an opening is newly recorded or requeued (a permit is kept if nobody was
+    /// waiting), so the deliverer starts at once rather than at its next poll.
+    pub(crate) async fn recorded(&self) {
+        self.inner.wake.notified().await;
+    }
+
+    /// Runs `work` on the connection on the blocking pool.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a half-applied write behind (SQLite
+            // rolls back an unfinished transaction), so a poisoned lock is still usable.
+            let mut conn = match inner.conn.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            work(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Worker)?
+    }
+}
+
+fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// `at + delay`, saturating.
+pub(crate) fn after(at: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(delay)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

@@ -1,0 +1,35 @@
+//! Logs: JSON lines in production, readable text in the sandbox; level from `RUST_LOG`.
+
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Text,
+}
+
+impl LogFormat {
+    /// `IKKUNA_LOG_FORMAT=json|text` when set, else `default`.
+    pub fn from_env_or(default: LogFormat) -> LogFormat {
+        match std::env::var("IKKUNA_LOG_FORMAT").as_deref() {
+            Ok("json") => LogFormat::Json,
+            Ok("text") => LogFormat::Text,
+            _ => default,
+        }
+    }
+}
+
+/// Installs the global subscriber, writing to stderr; a second call is a no-op.
+pub fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

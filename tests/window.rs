@@ -324,3 +324,34 @@ fn base64_decode(s: &str) -> Vec<u8> {
         .decode(s)
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dvv_refusing_a_revoked_consent_closes_the_window_at_once() {
+    // A long revocation bound: the cached "active" answer would otherwise live 60 s.
+    let h = Harness::start(&[("IKKUNA_CONSENT_REVOCATION_BOUND_SECS", "60")]).await;
+    let citizen = h.citizen("Active");
+    let token = h.token(&citizen);
+    assert_eq!(h.call("GET", "/v1/messages", Some(&token)).await.status, 200);
+    let revoked = h
+        .sandbox_admin(
+            "POST",
+            "/admin/consents/revoke",
+            Some(json!({"endUserId": citizen, "providerId": "provider-a"})),
+        )
+        .await;
+    assert_eq!(revoked.status, 200);
+    let first = h.call("GET", "/v1/messages", Some(&token)).await;
+    assert_eq!(first.status, 403, "{:?}", first.json());
+    assert!(first.json()["consentServiceUrl"].is_string());
+    let message_calls = |calls: Vec<Value>| {
+        calls
+            .iter()
+            .filter(|c| c["path"].as_str().unwrap_or("").contains("/messages"))
+            .count()
+    };
+    let before = message_calls(h.dvv_calls("provider-a").await);
+    let second = h.call("GET", "/v1/messages", Some(&token)).await;
+    assert_eq!(second.status, 403);
+    let after = message_calls(h.dvv_calls("provider-a").await);
+    assert_eq!(before, after, "no further message call after DVV said revoked");
+}

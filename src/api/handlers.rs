@@ -168,11 +168,9 @@ fn forget_if_revoked(
     consent_id: &str,
     e: crate::dvv::DvvError,
 ) -> ApiError {
-    if let crate::dvv::DvvError::Forbidden { reason, .. } = &e {
-        if reason.to_ascii_lowercase().contains("consent") {
-            window.consents.revoke(consent_id);
-            return ApiError::no_consent(true, &window.consent_service_url);
-        }
+    if e.is_consent_revoked() {
+        window.consents.revoke(consent_id);
+        return ApiError::no_consent(true, &window.consent_service_url);
     }
     e.into()
 }

@@ -8,6 +8,9 @@ use http::StatusCode;
 /// DVV's trace id of a response, when it sent one.
 pub type TraceId = Option<String>;
 
+/// DVV's `reason` on a message call for a revoked consent (contract: 403 `Consent revoked`).
+const CONSENT_REVOKED_REASON: &str = "Consent revoked";
+
 /// Why a call to DVV failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DvvError {
@@ -133,6 +136,13 @@ impl DvvError {
             | Self::InvalidResponse { trace_id, .. }
             | Self::Token { trace_id, .. } => trace_id.as_deref(),
         }
+    }
+
+    /// Whether DVV refused because the citizen's consent has ended (the contract's 403
+    /// `Consent revoked`), as opposed to other refusals such as a pending receipt confirmation.
+    /// The caller must then drop any cached "active" answer at once.
+    pub fn is_consent_revoked(&self) -> bool {
+        matches!(self, Self::Forbidden { reason, .. } if reason.eq_ignore_ascii_case(CONSENT_REVOKED_REASON))
     }
 
     /// Whether the same call may succeed if tried again later (transient failures). Within one

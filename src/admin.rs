@@ -16,6 +16,7 @@ pub fn router(window: Arc<Window>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"reason": "Not found"}))) })
         .with_state(window)
 }
@@ -38,4 +39,28 @@ async fn readyz(State(window): State<Arc<Window>>) -> Response {
         body["reason"] = json!("Not ready: see store and dvv");
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
+}
+
+/// Prometheus exposition. Figures owned by other parts (consent cache, outbox, webhook queue,
+/// events feed) are read now, at scrape time, so nothing polls them in between.
+async fn metrics(State(window): State<Arc<Window>>) -> Response {
+    let Some(m) = crate::telemetry::metrics::metrics() else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"reason": "Metrics are unavailable"})),
+        )
+            .into_response();
+    };
+    m.refresh_consent(window.consents.stats(), window.consents.entry_count());
+    m.refresh_outbox(window.outbox.stats().await.ok());
+    m.refresh_webhooks(window.webhooks.stats().await.ok());
+    m.refresh_feed(window.feed.stats());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::telemetry::metrics::CONTENT_TYPE,
+        )],
+        m.render(),
+    )
+        .into_response()
 }

@@ -27,6 +27,7 @@ pub struct RunningGateway {
     pub admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    audit: crate::audit::AuditLog,
 }
 
 impl RunningGateway {
@@ -36,12 +37,18 @@ impl RunningGateway {
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
+        self.audit.log_head("stop");
     }
 }
 
 /// Builds everything from `config` and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
     crate::tls_provider::install();
+    let exposed = config::insecure_secret_files(&config);
+    if !exposed.is_empty() {
+        return Err(config::ConfigErrors(exposed))
+            .context("refusing to start with secret files others can read");
+    }
     std::fs::create_dir_all(&config.store.data_dir).with_context(|| {
         format!(
             "store.data_dir: cannot create {}",
@@ -66,12 +73,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         config.server.client_ca.as_deref(),
     )?;
 
+    let audit = crate::audit::from_config(&config.audit)?;
+    let rate_limits = Arc::new(crate::limits::Limits::new(config.limits.settings));
+
     let window = Arc::new(Window {
         verifier,
         consents,
         dvv: dvv.clone(),
         outbox: outbox.clone(),
         consent_service_url: config.dvv.consent_service_url.to_string(),
+        limits: rate_limits.clone(),
+        audit: audit.clone(),
+        webhooks: crate::webhooks::WebhookQueue::new(outbox.clone()),
+        feed: crate::events::FeedStatus::default(),
     });
 
     let api_listener = TcpListener::bind(config.server.listen)
@@ -94,7 +108,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         max_connections: 64,
         ..limits.clone()
     };
+    let pipelines = spawn_event_pipelines(&config, &dvv, &window, &stopped)?;
     let tasks = vec![
+        crate::limits::spawn_housekeeping(
+            rate_limits,
+            Duration::from_secs(config.limits.housekeeping_secs),
+            stopped.clone(),
+        ),
         openings::spawn_deliverer(
             outbox,
             Arc::new(DvvReporter(dvv)),
@@ -116,12 +136,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
             stopped,
         )),
     ];
+    let mut tasks = tasks;
+    tasks.extend(pipelines);
     tracing::info!(%api_addr, %admin_addr, "gateway started");
     Ok(RunningGateway {
         api_addr,
         admin_addr,
         stop,
         tasks,
+        audit,
     })
 }
 
@@ -140,6 +163,62 @@ fn verifier_settings(a: &config::AssertionsConfig) -> VerifierSettings {
     s.max_lifetime = a.max_lifetime;
     s.accepted_acr = a.accepted_acr.clone();
     s
+}
+
+/// The events feed (consent changes and webhooks), the webhook dispatcher when endpoints are
+/// configured, and the ledger's retention.
+fn spawn_event_pipelines(
+    config: &Config,
+    dvv: &DvvClient,
+    window: &Window,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    use crate::webhooks::{spawn_dispatcher, DispatcherSettings, WebhookClient};
+    let w = &config.webhooks;
+    let endpoints: Vec<String> = w.endpoints.iter().map(ToString::to_string).collect();
+    let mut tasks = Vec::with_capacity(3);
+    if !endpoints.is_empty() {
+        let secret = w
+            .secret
+            .as_ref()
+            .context("webhooks.secret_file: is required with webhooks.endpoints")?
+            .read()
+            .context("webhooks.secret_file: cannot read")?;
+        let client = WebhookClient::new(w.ca_cert.as_deref(), w.connect_timeout, w.timeout)?;
+        let settings = DispatcherSettings {
+            concurrency: w.concurrency,
+            max_attempts: w.max_attempts,
+            initial_backoff: w.initial_backoff,
+            max_backoff: w.max_backoff,
+            poll_interval: Duration::from_secs(1),
+        };
+        tasks.push(spawn_dispatcher(
+            window.webhooks.clone(),
+            client,
+            secret,
+            settings,
+            stopped.clone(),
+        ));
+    }
+    tasks.push(crate::events::spawn_feed(
+        dvv.clone(),
+        window.consents.clone(),
+        crate::events::FeedPosition::new(window.webhooks.clone()),
+        window.feed.clone(),
+        crate::events::FeedSettings {
+            poll_interval: config.events.poll_interval,
+            max_backoff: config.events.max_backoff,
+            start: config.events.start,
+            endpoints,
+        },
+        stopped.clone(),
+    ));
+    tasks.push(crate::ledger::spawn_retention(
+        window.outbox.clone(),
+        config.ledger.retention,
+        stopped.clone(),
+    ));
+    Ok(tasks)
 }
 
 /// Reports openings through the DVV client: 201 and 409 both settle an opening.

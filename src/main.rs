@@ -31,12 +31,91 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// The compensation ledger: openings recorded, delivered and first opens, per month.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// The webhook queue: list parked deliveries, or queue them again.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// The audit trail: verify its hash chain, or find a citizen's pseudonym.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the built-in sandbox DVV backend and the gateway together on loopback.
     #[cfg(feature = "sandbox")]
     Sandbox {
         /// Where the sandbox keeps its throwaway PKI, state and the gateway's store.
         #[arg(long, default_value = "data/sandbox")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report every edited, removed, inserted or reordered line. One
+    /// active file brings its rotated predecessors along; several files are taken in order.
+    Verify {
+        /// The audit file(s), oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the pseudonym of an identity code under the configured key (`-` reads the code
+    /// from standard input, keeping it out of the shell history).
+    Pseudonym {
+        /// The identity code, or `-`.
+        id: String,
+        /// The gateway's TOML configuration file (for audit.pseudonym_key_file).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Per month (UTC): openings recorded, delivered, pending, parked, and DVV's first opens.
+    Report {
+        /// First day included (YYYY-MM-DD, UTC).
+        #[arg(long, value_parser = ikkuna::ledger::parse_date)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day included (YYYY-MM-DD, UTC).
+        #[arg(long, value_parser = ikkuna::ledger::parse_date)]
+        to: Option<chrono::NaiveDate>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: ReportFormat,
+        /// The gateway's TOML configuration file (for its data directory).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// List parked deliveries, one JSON object per line.
+    Parked {
+        /// The gateway's TOML configuration file (for its data directory).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Queue parked deliveries again (all of them, or those given with --id).
+    Replay {
+        /// A parked delivery's id (from `parked`); repeat for several. Default: all.
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+        /// The gateway's TOML configuration file (for its data directory).
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -53,13 +132,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run { config } => {
-            ikkuna::telemetry::init_logs(ikkuna::telemetry::LogFormat::from_env_or(
-                ikkuna::telemetry::LogFormat::Json,
-            ));
-            runtime.block_on(run(config))
-        }
+        Command::Run { config } => runtime.block_on(run(config)),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Ledger { command } => runtime.block_on(ledger(command)),
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { files } => ikkuna::audit::cli::verify_command(&files),
+            AuditCommand::Pseudonym { id, config } => {
+                ikkuna::audit::cli::pseudonym_command(&id, &config)
+            }
+        },
+        Command::Webhooks { command } => runtime.block_on(webhooks(command)),
         #[cfg(feature = "sandbox")]
         Command::Sandbox { data_dir } => {
             ikkuna::telemetry::init_logs(ikkuna::telemetry::LogFormat::from_env_or(
@@ -79,6 +161,8 @@ fn main() -> ExitCode {
 
 async fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path, &config::process_env)?;
+    // `[log]` (or IKKUNA_LOG_FORMAT / IKKUNA_LOG_LEVEL; RUST_LOG wins) decides the output.
+    ikkuna::telemetry::init_logs_with(config.log.format, &config.log.level);
     let gateway = ikkuna::app::start(config).await?;
     ikkuna::app::wait_for_stop_signal().await;
     tracing::info!("stopping: draining requests in flight");
@@ -92,7 +176,14 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
-    match config::load(path, &config::process_env) {
+    let loaded = config::load(path, &config::process_env).and_then(|c| {
+        // Key files others can read refuse start-up, so they fail the check too.
+        match config::insecure_secret_files(&c) {
+            exposed if exposed.is_empty() => Ok(c),
+            exposed => Err(config::ConfigErrors(exposed)),
+        }
+    });
+    match loaded {
         Ok(_) => {
             println!("{}: configuration is valid", path.display());
             Ok(())
@@ -102,4 +193,50 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
             Err(errors.into())
         }
     }
+}
+
+/// Opens the store named by a configuration file (the gateway may be running: SQLite's WAL lets
+/// both work at once).
+async fn open_store(path: &std::path::Path) -> anyhow::Result<ikkuna::openings::Outbox> {
+    let config = config::load(path, &config::process_env)?;
+    Ok(ikkuna::openings::Outbox::open_in(&config.store.data_dir).await?)
+}
+
+async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
+    match command {
+        LedgerCommand::Report {
+            from,
+            to,
+            format,
+            config,
+        } => {
+            if let (Some(from), Some(to)) = (from, to) {
+                anyhow::ensure!(from <= to, "--from must not be after --to");
+            }
+            let store = open_store(&config).await?;
+            let report =
+                ikkuna::ledger::report(&store, ikkuna::ledger::Period { from, to }).await?;
+            match format {
+                ReportFormat::Json => println!("{}", report.to_json()),
+                ReportFormat::Csv => print!("{}", report.to_csv()),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
+    match command {
+        WebhooksCommand::Parked { config } => {
+            print!(
+                "{}",
+                ikkuna::webhooks::cli::parked(open_store(&config).await?).await?
+            );
+        }
+        WebhooksCommand::Replay { ids, config } => {
+            let store = open_store(&config).await?;
+            println!("{}", ikkuna::webhooks::cli::replay(store, &ids).await?);
+        }
+    }
+    Ok(())
 }

@@ -331,7 +331,10 @@ async fn dvv_refusing_a_revoked_consent_closes_the_window_at_once() {
     let h = Harness::start(&[("IKKUNA_CONSENT_REVOCATION_BOUND_SECS", "60")]).await;
     let citizen = h.citizen("Active");
     let token = h.token(&citizen);
-    assert_eq!(h.call("GET", "/v1/messages", Some(&token)).await.status, 200);
+    assert_eq!(
+        h.call("GET", "/v1/messages", Some(&token)).await.status,
+        200
+    );
     let revoked = h
         .sandbox_admin(
             "POST",
@@ -353,5 +356,33 @@ async fn dvv_refusing_a_revoked_consent_closes_the_window_at_once() {
     let second = h.call("GET", "/v1/messages", Some(&token)).await;
     assert_eq!(second.status, 403);
     let after = message_calls(h.dvv_calls("provider-a").await);
-    assert_eq!(before, after, "no further message call after DVV said revoked");
+    assert_eq!(
+        before, after,
+        "no further message call after DVV said revoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_and_undecodable_paths_release_nothing_and_record_nothing() {
+    let h = Harness::start(&[]).await;
+    let citizen = h.citizen("Active");
+    let token = h.token(&citizen);
+    let page = inbox(&h, &token).await;
+    let id = page["messages"][0]["messageId"].as_i64().unwrap();
+    let head = h
+        .call("HEAD", &format!("/v1/messages/{id}"), Some(&token))
+        .await;
+    assert_eq!(head.status, 405);
+    let bad = h.call("GET", "/v1/messages/%FF", Some(&token)).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["reason"].is_string());
+    let bad = h
+        .call("GET", "/v1/messages/%FF/attachments/1", Some(&token))
+        .await;
+    assert_eq!(bad.status, 400);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        h.dvv_openings().await.iter().all(|o| o["messageId"] != id),
+        "HEAD must not record an opening"
+    );
 }

@@ -28,4 +28,6 @@ pub struct App {
     pub admin_url: String,
     /// When this process started serving.
     pub started_at: Timestamp,
+    /// Recording mode: the canary source, when every title, body and attachment carries one.
+    pub canaries: Option<crate::canary::Canaries>,
 }

@@ -90,6 +90,7 @@ pub struct AttachmentBody {
     attachment_id: i64,
     position: u64,
     end: u64,
+    canaries: Option<crate::canary::Canaries>,
 }
 
 impl AttachmentBody {
@@ -100,6 +101,24 @@ impl AttachmentBody {
             attachment_id,
             position: start,
             end: end.max(start),
+            canaries: None,
+        }
+    }
+
+    /// Recording mode: every 64 KiB chunk starts with a canary (see [`crate::canary`]).
+    pub fn with_canaries(mut self, canaries: Option<crate::canary::Canaries>) -> Self {
+        self.canaries = canaries;
+        self
+    }
+}
+
+/// Overwrites the part of a chunk's canary marker that falls into `out`, which holds the chunk's
+/// bytes from `skip` on.
+fn overlay(marker: &[u8], skip: usize, out: &mut [u8]) {
+    for (i, byte) in out.iter_mut().enumerate() {
+        match marker.get(skip + i) {
+            Some(m) => *byte = *m,
+            None => break,
         }
     }
 }
@@ -121,6 +140,13 @@ impl Body for AttachmentBody {
         let take = (CHUNK_SIZE - skip as u64).min(this.end - this.position) as usize;
         let mut buf = BytesMut::zeroed(take);
         fill_chunk(this.message_id, this.attachment_id, index, skip, &mut buf);
+        if let Some(c) = &this.canaries {
+            overlay(
+                &c.chunk_marker(this.message_id, this.attachment_id, index),
+                skip,
+                &mut buf,
+            );
+        }
         this.position += take as u64;
         Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
     }
@@ -156,6 +182,30 @@ mod tests {
             );
         }
         assert_ne!(bytes_at(4100001, 7100002, 0, 64), &whole[..64]);
+    }
+
+    #[tokio::test]
+    async fn canaries_start_every_chunk_and_ranges_agree() {
+        let c = crate::canary::Canaries {
+            prefix: "CNRY0011223344556677".into(),
+        };
+        let size = 2 * CHUNK_SIZE + 10;
+        let whole = AttachmentBody::new(1, 2, 0, size)
+            .with_canaries(Some(c.clone()))
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let marker = c.chunk_marker(1, 2, 1);
+        let at = CHUNK_SIZE as usize;
+        assert_eq!(&whole[at..at + marker.len()], &marker[..]);
+        let part = AttachmentBody::new(1, 2, CHUNK_SIZE + 3, CHUNK_SIZE + 9)
+            .with_canaries(Some(c))
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&part[..], &whole[at + 3..at + 9]);
     }
 
     #[tokio::test]

@@ -41,6 +41,12 @@ pub struct SandboxInfo {
     pub gateway_url: String,
     /// The written `ikkuna.toml`.
     pub gateway_config: PathBuf,
+    /// The gateway's admin listener (`/metrics`, `/healthz`, `/readyz`) as `ikkuna.toml` sets it.
+    #[serde(default)]
+    pub gateway_admin_url: String,
+    /// The gateway's active audit file as `ikkuna.toml` sets it.
+    #[serde(default)]
+    pub audit_log: PathBuf,
     /// Every provider with its credentials, first one acting as the gateway.
     pub providers: Vec<ProviderInfo>,
     /// Every citizen with their consent towards the first provider.
@@ -123,6 +129,10 @@ pub struct GatewayConfig<'a> {
     pub jwks: &'a Path,
     /// The gateway's own data directory.
     pub store_dir: &'a Path,
+    /// The gateway's audit file.
+    pub audit_file: &'a Path,
+    /// The key naming citizens by pseudonym in the audit file.
+    pub audit_key: &'a Path,
 }
 
 impl GatewayConfig<'_> {
@@ -158,7 +168,24 @@ impl GatewayConfig<'_> {
              jwks_file = {jwks}\n\
              \n\
              [store]\n\
-             data_dir = {store}\n",
+             data_dir = {store}\n\
+             \n\
+             [audit]\n\
+             file = {audit_file}\n\
+             pseudonym_key_file = {audit_key}\n\
+             max_file_bytes = 10485760\n\
+             \n\
+             # On, with room for tests and demos; production defaults are in the template.\n\
+             [limits]\n\
+             citizen_per_minute = 6000\n\
+             citizen_burst = 600\n\
+             client_per_second = 2000\n\
+             client_burst = 4000\n\
+             dvv_per_second = 2000\n\
+             dvv_burst = 4000\n\
+             \n\
+             [log]\n\
+             format = \"text\"\n",
             provider = self.provider.id,
             listen = s(&self.listen),
             tls_cert = p(self.tls_cert),
@@ -175,6 +202,8 @@ impl GatewayConfig<'_> {
             audience = s(GATEWAY_AUDIENCE),
             jwks = p(self.jwks),
             store = p(self.store_dir),
+            audit_file = p(self.audit_file),
+            audit_key = p(self.audit_key),
         )
     }
 }

@@ -17,6 +17,7 @@ mod admin;
 mod app;
 mod auth;
 mod calls;
+pub mod canary;
 mod citizen_assertion;
 pub mod content;
 mod continuation;
@@ -79,6 +80,9 @@ pub struct SandboxOptions {
     pub token_ttl: Duration,
     /// Seed file replacing the built-in seed.
     pub seed: Option<PathBuf>,
+    /// Recording mode for auditors: unique canary strings in every title, body and attachment
+    /// (the prefix is in `DIR/canaries.json`; see [`canary`]).
+    pub canaries: bool,
 }
 
 impl SandboxOptions {
@@ -90,6 +94,7 @@ impl SandboxOptions {
             admin_listen: None,
             token_ttl: DEFAULT_TOKEN_TTL,
             seed: None,
+            canaries: false,
         }
     }
 }
@@ -172,7 +177,14 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<RunningSandbox> {
         );
     }
 
-    let seed = seed::Seed::load(opts.seed.as_deref())?;
+    let mut seed = seed::Seed::load(opts.seed.as_deref())?;
+    let canaries = if opts.canaries {
+        let c = canary::Canaries::load_or_create(&dir)?;
+        c.mark_seed(&mut seed);
+        Some(c)
+    } else {
+        None
+    };
     let provider_ids: Vec<String> = seed.providers.iter().map(|p| p.id.clone()).collect();
     let pki = pki::Pki::ensure(&dir, &provider_ids)?;
     let key = keys::StateKey::load_or_create(&dir.join("state.key"))?;
@@ -227,6 +239,7 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<RunningSandbox> {
         dvv_url: dvv_url.clone(),
         admin_url: admin_url.clone(),
         started_at: time::now(),
+        canaries,
     });
 
     let info = write_outputs(
@@ -348,6 +361,10 @@ fn write_outputs(
     fsutil::ensure_private_dir(&gateway_dir)?;
     let gateway_config = dir.join("ikkuna.toml");
     let gateway_listen = format!("127.0.0.1:{}", ports.gateway);
+    let audit_log = gateway_dir.join("audit.jsonl");
+    let audit_key = gateway_dir.join("audit-pseudonym.key");
+    // A random hex key, created once with mode 0600 (the gateway refuses readable keys).
+    keys::StateKey::load_or_create(&audit_key)?;
     let toml = GatewayConfig {
         listen: gateway_listen.clone(),
         admin_listen: format!("127.0.0.1:{}", ports.gateway_admin),
@@ -359,6 +376,8 @@ fn write_outputs(
         consent_service_url,
         jwks: &pki.operator_jwks,
         store_dir: &gateway_dir,
+        audit_file: &audit_log,
+        audit_key: &audit_key,
     }
     .render();
     fsutil::write_atomic(&gateway_config, toml.as_bytes(), fsutil::Mode::Public)?;
@@ -374,6 +393,8 @@ fn write_outputs(
         gateway_cert: pki.gateway_cert.clone(),
         gateway_key: pki.gateway_key.clone(),
         gateway_url: format!("https://{gateway_listen}"),
+        gateway_admin_url: format!("http://127.0.0.1:{}", ports.gateway_admin),
+        audit_log: audit_log.clone(),
         gateway_config,
         providers,
         citizens,

@@ -35,6 +35,10 @@ enum Command {
         /// Bearer token lifetime in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         token_ttl: u64,
+        /// Recording mode for auditors: a unique canary string in every title, body and
+        /// attachment (prefix in DATA_DIR/canaries.json).
+        #[arg(long)]
+        canaries: bool,
     },
     /// Print a citizen assertion (JWT) signed by the sandbox operator's identity key.
     Token {
@@ -76,12 +80,14 @@ fn main() -> ExitCode {
             admin_listen,
             seed,
             token_ttl,
+            canaries,
         } => serve(SandboxOptions {
             data_dir,
             dvv_listen,
             admin_listen,
             token_ttl: Duration::from_secs(token_ttl),
             seed,
+            canaries,
         }),
     };
     match result {

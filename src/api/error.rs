@@ -31,6 +31,7 @@ struct Details {
     consent_service_url: Option<String>,
     summary: Option<serde_json::Value>,
     content_range: Option<HeaderValue>,
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -90,6 +91,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "Not found", "not_found")
     }
 
+    /// The audit record of a successful access could not be written: nothing is released.
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway cannot write its audit trail right now, so it does not serve this access; try again later",
+            "audit_unavailable",
+        )
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -105,6 +115,20 @@ impl From<AssertionError> for ApiError {
     fn from(e: AssertionError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         Self::new(status, e.reason(), e.kind())
+    }
+}
+
+impl From<crate::limits::Refusal> for ApiError {
+    fn from(refusal: crate::limits::Refusal) -> Self {
+        use crate::limits::Scope;
+        let kind = match refusal.scope {
+            Scope::Client => "rate_limited_client",
+            Scope::Citizen => "rate_limited_citizen",
+            Scope::Dvv => "rate_limited_dvv",
+        };
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, refusal.scope.reason(), kind);
+        e.details.retry_after = Some(refusal.retry_after_secs());
+        e
     }
 }
 
@@ -148,7 +172,7 @@ impl From<DvvError> for ApiError {
             ),
             DvvError::BadRequest { .. } => (
                 StatusCode::BAD_REQUEST,
-                "DVV refused the request as malformed (check paging parameters)",
+                "DVV refused the request (for example an unknown continuation token, or a receipt for a message that is not Verifiable)",
                 "dvv_bad_request",
             ),
             DvvError::BodyStalled { .. } => (
@@ -213,6 +237,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(range) = details.content_range {
             headers.insert(header::CONTENT_RANGE, range);
+        }
+        if let Some(secs) = details.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(

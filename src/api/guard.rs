@@ -22,7 +22,14 @@ pub async fn citizen(window: &Window, headers: &HeaderMap) -> Result<Citizen, Ap
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    Ok(window.verifier.verify(authorization).await?)
+    let citizen = window.verifier.verify(authorization).await?;
+    // Audit and rate limits name the citizen only by keyed pseudonyms.
+    window.audit.note_citizen(&citizen.identity);
+    window
+        .limits
+        .check_citizen(&window.consents.key_of(&citizen.identity))?;
+    window.limits.check_dvv()?;
+    Ok(citizen)
 }
 
 /// The citizen's consent decision, from the cache or DVV.
@@ -41,6 +48,9 @@ pub async fn consent_of(window: &Window, citizen: &Citizen) -> Result<ConsentDec
             }))
         })
         .await?;
+    if let Some(consent_id) = decision.consent_id() {
+        crate::audit::context::note_consent(consent_id);
+    }
     Ok(decision)
 }
 

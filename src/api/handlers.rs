@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -75,10 +76,10 @@ pub async fn list_messages(
 /// `GET /v1/messages/{id}`: the message; its first release records the opening first.
 pub async fn get_message(
     State(window): State<SharedWindow>,
-    Path(message_id): Path<String>,
+    message_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let message_id = parse_id(&message_id)?;
+    let message_id = parse_id(&path_value(message_id)?)?;
     let admitted = guard::admit(&window, &headers).await?;
     let answer = window
         .dvv
@@ -110,10 +111,10 @@ pub async fn get_message(
 /// `POST /v1/messages/{id}/receipt`: the citizen's confirmation of receipt, a legal act at DVV.
 pub async fn confirm_receipt(
     State(window): State<SharedWindow>,
-    Path(message_id): Path<String>,
+    message_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let message_id = parse_id(&message_id)?;
+    let message_id = parse_id(&path_value(message_id)?)?;
     let admitted = guard::admit(&window, &headers).await?;
     let answer = window
         .dvv
@@ -130,9 +131,10 @@ pub async fn confirm_receipt(
 /// `GET /v1/messages/{id}/attachments/{attachmentId}`: streamed through chunk by chunk.
 pub async fn get_attachment(
     State(window): State<SharedWindow>,
-    Path((message_id, attachment_id)): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let (message_id, attachment_id) = path_value(ids)?;
     let message_id = parse_id(&message_id)?;
     let attachment_id = parse_id(&attachment_id)?;
     let admitted = guard::admit(&window, &headers).await?;
@@ -173,6 +175,13 @@ fn forget_if_revoked(
         return ApiError::no_consent(true, &window.consent_service_url);
     }
     e.into()
+}
+
+/// A path that cannot even be decoded (e.g. invalid UTF-8) is refused in the house style.
+fn path_value<T>(extracted: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    extracted
+        .map(|Path(v)| v)
+        .map_err(|_| ApiError::bad_request("Identifiers are positive integers"))
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {

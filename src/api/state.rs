@@ -19,6 +19,14 @@ pub struct Window {
     pub outbox: Outbox,
     /// Where a citizen grants or withdraws consent (DVV's service), linked from 403 answers.
     pub consent_service_url: String,
+    /// Rate limits per operator client, per citizen and toward DVV.
+    pub limits: std::sync::Arc<crate::limits::Limits>,
+    /// The tamper-evident audit trail, written as the last step of every access.
+    pub audit: crate::audit::AuditLog,
+    /// The webhook delivery queue (its `stats()` feed the metrics).
+    pub webhooks: crate::webhooks::WebhookQueue,
+    /// The events feed consumer's status (its `stats()` feed the metrics).
+    pub feed: crate::events::FeedStatus,
 }
 
 /// Shared handle the router clones into each request.

@@ -58,6 +58,8 @@ pub(crate) fn check(config: &mut Config) -> Result<(), ConfigErrors> {
     let data_dir = &config.store.data_dir;
     report("store.data_dir", data_dir, writable_dir(data_dir));
 
+    errors.extend(super::validate::pipelines::check_files(config));
+    errors.extend(super::validate::operations::check_files(config));
     if errors.is_empty() {
         Ok(())
     } else {

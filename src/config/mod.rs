@@ -24,6 +24,13 @@ use url::Url;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::{Secret, SecretFile};
+pub use validate::operations::{
+    insecure_secret_files, AuditConfig, LimitsConfig, LogConfig, MIN_AUDIT_KEY_BYTES,
+};
+pub use validate::pipelines::{
+    trimmed as trimmed_secret, EventsConfig, FeedStart, LedgerConfig, WebhooksConfig,
+    DEFAULT_LEDGER_RETENTION_DAYS, MIN_WEBHOOK_SECRET_BYTES,
+};
 pub use validate::{
     DEFAULT_ACCEPTED_ACR, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, MAX_LEEWAY_SECS,
     MAX_REVOCATION_BOUND_SECS,
@@ -75,6 +82,18 @@ pub struct Config {
     pub consent: ConsentConfig,
     /// The embedded store.
     pub store: StoreConfig,
+    /// The DVV events feed consumer.
+    pub events: EventsConfig,
+    /// Signed webhooks to the operator.
+    pub webhooks: WebhooksConfig,
+    /// Retention of the compensation ledger.
+    pub ledger: LedgerConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
+    /// Request rate limits.
+    pub limits: LimitsConfig,
+    /// Log output.
+    pub log: LogConfig,
 }
 
 impl Config {

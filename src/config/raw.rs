@@ -37,6 +37,16 @@ impl FromEnv for u64 {
     }
 }
 
+impl FromEnv for bool {
+    fn from_env(text: &str) -> Result<Self, &'static str> {
+        match text.trim() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err("must be true or false"),
+        }
+    }
+}
+
 impl FromEnv for Vec<String> {
     fn from_env(text: &str) -> Result<Self, &'static str> {
         Ok(text
@@ -226,5 +236,50 @@ raw_sections! {
     /// `[store]`: the embedded store (openings outbox, ledger).
     store => RawStore {
         data_dir: PathBuf,
+    }
+    /// `[events]`: the DVV events feed consumer.
+    events => RawEvents {
+        poll_interval_ms: u64,
+        max_backoff_ms: u64,
+        start: String,
+    }
+    /// `[webhooks]`: signed webhooks to the operator.
+    webhooks => RawWebhooks {
+        endpoints: Vec<String>,
+        secret_file: PathBuf,
+        ca_cert: PathBuf,
+        connect_timeout_ms: u64,
+        timeout_ms: u64,
+        max_attempts: u64,
+        initial_backoff_ms: u64,
+        max_backoff_ms: u64,
+        concurrency: u64,
+    }
+    /// `[ledger]`: retention of the opening records.
+    ledger => RawLedger {
+        retention_days: u64,
+    }
+    /// `[audit]`: the tamper-evident audit trail.
+    audit => RawAudit {
+        file: PathBuf,
+        pseudonym_key_file: PathBuf,
+        max_file_bytes: u64,
+        rotate_daily: bool,
+        fsync: bool,
+    }
+    /// `[limits]`: request rate limits.
+    limits => RawLimits {
+        citizen_per_minute: u64,
+        citizen_burst: u64,
+        client_per_second: u64,
+        client_burst: u64,
+        dvv_per_second: u64,
+        dvv_burst: u64,
+        housekeeping_secs: u64,
+    }
+    /// `[log]`: log output.
+    log => RawLog {
+        format: String,
+        level: String,
     }
 }

@@ -394,7 +394,8 @@ fn environment_can_supply_a_missing_field_and_bad_values_are_named() {
 #[test]
 fn every_key_has_an_environment_variable() {
     let keys = raw::all_keys();
-    assert_eq!(keys.len(), 9 + 1 + 14 + 10 + 3 + 1);
+    // ... + [audit] 5 + [limits] 7 + [log] 2 + [events] 3 + [webhooks] 9 + [ledger] 1
+    assert_eq!(keys.len(), 9 + 1 + 14 + 10 + 3 + 1 + 5 + 7 + 2 + 3 + 9 + 1);
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
     let values: HashMap<String, String> = keys
@@ -409,6 +410,15 @@ fn every_key_has_an_environment_variable() {
                 (_, "jwks_file") => "",
                 (_, "algorithms") => "ES256",
                 (_, "accepted_acr") => "http://eidas.europa.eu/LoA/high",
+                ("audit", "max_file_bytes") => "4096",
+                ("audit", "rotate_daily") | ("audit", "fsync") => "true",
+                ("log", "format") => "json",
+                ("log", "level") => "info",
+                ("events", "start") => "latest",
+                ("webhooks", "endpoints") => "https://h.example/hook",
+                ("webhooks", "concurrency") => "4",
+                ("ledger", "retention_days") => "400",
+                ("limits", _) => "7",
                 (_, k) if k.ends_with("_ms") || k.ends_with("_secs") => "15",
                 (_, "max_retries") => "2",
                 (_, k)

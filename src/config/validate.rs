@@ -16,6 +16,9 @@ use super::{
     StoreConfig,
 };
 
+pub(super) mod operations;
+pub(super) mod pipelines;
+
 /// Default `assertions.audience`.
 pub const DEFAULT_AUDIENCE: &str = "ikkuna";
 /// Default `assertions.algorithms`: asymmetric algorithms only.
@@ -73,6 +76,12 @@ impl Checker {
         let assertions = self.assertions(raw.assertions);
         let consent = self.consent(raw.consent);
         let store = self.store(raw.store);
+        let events = self.events(raw.events);
+        let webhooks = self.webhooks(raw.webhooks);
+        let ledger = self.ledger(raw.ledger);
+        let audit = self.audit(raw.audit);
+        let limits = self.limits(raw.limits);
+        let log = self.log(raw.log);
         let config = Config {
             server: server?,
             admin: admin?,
@@ -80,6 +89,12 @@ impl Checker {
             assertions: assertions?,
             consent: consent?,
             store: store?,
+            events: events?,
+            webhooks: webhooks?,
+            ledger: ledger?,
+            audit: audit?,
+            limits: limits?,
+            log: log?,
         };
         self.cross_checks(&config);
         Some(config)

@@ -147,7 +147,7 @@ impl DvvClient {
             end_user_id: end_user.reveal(),
         })?;
         let span = tracing::debug_span!("dvv", op = "lookup_consent");
-        self.run(span, |token| {
+        self.run("lookup_consent", span, |token| {
             let (url, body) = (url.clone(), body.clone());
             async move {
                 let response = self
@@ -187,7 +187,7 @@ impl DvvClient {
             url.set_query(None);
         }
         let span = tracing::debug_span!("dvv", op = "list_messages", consent_id);
-        self.get_json(span, url).await
+        self.get_json("list_messages", span, url).await
     }
 
     /// One message. For an unconfirmed Verifiable message DVV withholds the body and attachments.
@@ -199,7 +199,7 @@ impl DvvClient {
         let id = message_id.to_string();
         let url = self.url(&["v1", "consents", consent_id, "messages", &id])?;
         let span = tracing::debug_span!("dvv", op = "get_message", consent_id, message_id);
-        self.get_json(span, url).await
+        self.get_json("get_message", span, url).await
     }
 
     /// An attachment, streamed. `range` (the operator's `Range` header) is passed through, so
@@ -230,7 +230,7 @@ impl DvvClient {
             attachment_id
         );
         let idle = self.inner.body_idle_timeout;
-        self.run(span, |token| {
+        self.run("get_attachment", span, |token| {
             let url = url.clone();
             async move {
                 let response = self
@@ -267,7 +267,7 @@ impl DvvClient {
         let body = json_bytes(opening)?;
         let span = tracing::debug_span!("dvv", op = "report_opening", consent_id, message_id);
         let answer = self
-            .post_idempotent::<OpeningAnswer>(span, url, body)
+            .post_idempotent::<OpeningAnswer>("report_opening", span, url, body)
             .await?;
         Ok(answer.map(|(mut value, repeated)| {
             value.repeated = repeated;
@@ -293,7 +293,12 @@ impl DvvClient {
         ])?;
         let span = tracing::debug_span!("dvv", op = "confirm_receipt", consent_id, message_id);
         let answer = self
-            .post_idempotent::<ReceiptAnswer>(span, url, Bytes::from_static(b"{}"))
+            .post_idempotent::<ReceiptAnswer>(
+                "confirm_receipt",
+                span,
+                url,
+                Bytes::from_static(b"{}"),
+            )
             .await?;
         Ok(answer.map(|(mut value, repeated)| {
             value.repeated = repeated;
@@ -312,7 +317,7 @@ impl DvvClient {
                 .append_pair("continuationToken", token);
         }
         let span = tracing::debug_span!("dvv", op = "events");
-        self.get_json(span, url).await
+        self.get_json("events", span, url).await
     }
 
     /// Makes sure a valid access token is at hand (fetching one if needed), for `/readyz`: it
@@ -337,10 +342,11 @@ impl DvvClient {
     /// A GET answered by JSON.
     async fn get_json<T: DeserializeOwned>(
         &self,
+        op: &'static str,
         span: tracing::Span,
         url: Url,
     ) -> Result<Upstream<T>, DvvError> {
-        self.run(span, |token| {
+        self.run(op, span, |token| {
             let url = url.clone();
             async move {
                 let response = self
@@ -359,11 +365,12 @@ impl DvvClient {
     /// the flag says whether it was a repetition.
     async fn post_idempotent<T: DeserializeOwned>(
         &self,
+        op: &'static str,
         span: tracing::Span,
         url: Url,
         body: Bytes,
     ) -> Result<Upstream<(T, bool)>, DvvError> {
-        self.run(span, |token| {
+        self.run(op, span, |token| {
             let (url, body) = (url.clone(), body.clone());
             async move {
                 let response = self
@@ -385,6 +392,7 @@ impl DvvClient {
     /// failures while the budget allows, and once after a 401 with a renewed token.
     async fn run<'a, T, F, Fut>(
         &'a self,
+        op: &'static str,
         span: tracing::Span,
         attempt: F,
     ) -> Result<Upstream<T>, DvvError>
@@ -392,7 +400,8 @@ impl DvvClient {
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<Upstream<T>, DvvError>> + 'a,
     {
-        let deadline = Instant::now() + self.inner.call_timeout;
+        let started = Instant::now();
+        let deadline = started + self.inner.call_timeout;
         let work = async {
             let mut retries = 0u32;
             let mut renewed = false;
@@ -437,6 +446,10 @@ impl DvvClient {
             Ok(result) => result,
             Err(_) => Err(DvvError::Timeout { trace_id: None }),
         };
+        crate::telemetry::metrics::with(|m| {
+            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+            m.observe_dvv(op, outcome, started.elapsed());
+        });
         if let Err(error) = &result {
             span.in_scope(|| {
                 tracing::debug!(kind = error.kind(), trace_id = error.trace_id(), error = %error, "dvv call failed");

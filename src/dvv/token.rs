@@ -151,6 +151,9 @@ impl TokenCache {
                     expires_at: now + fresh.lifetime,
                 });
                 state.last_failure = None;
+                crate::telemetry::metrics::with(|m| {
+                    m.token_renewals.with_label_values(&["ok"]).inc();
+                });
                 tracing::debug!(
                     lifetime_secs = fresh.lifetime.as_secs(),
                     "dvv access token renewed"
@@ -159,6 +162,9 @@ impl TokenCache {
             }
             Err(error) => {
                 tracing::warn!(error = %error, "dvv access token renewal failed");
+                crate::telemetry::metrics::with(|m| {
+                    m.token_renewals.with_label_values(&["error"]).inc();
+                });
                 state.last_failure = Some(error.clone());
                 match usable(&state, |c| c.expires_at) {
                     Some(token) => Ok(token),

@@ -2,12 +2,13 @@
 //! the gateway, then delivered to DVV by the deliverer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
-use tokio::sync::Notify;
+use rusqlite::{params, Connection, OptionalExtension as _};
+use tokio::sync::{oneshot, Notify};
 
 use super::error::StoreError;
 use super::schema;
@@ -56,8 +57,14 @@ pub struct OutboxStats {
     pub oldest_pending_age: Option<Duration>,
 }
 
+/// Most writes committed together in one transaction (one fsync).
+const MAX_BATCH: usize = 1024;
+
 struct Inner {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    /// Writes go to the committer thread, which groups whatever has queued up while the previous
+    /// commit was syncing into one transaction: concurrent openings share one fsync.
+    writes: mpsc::Sender<Box<dyn Write>>,
     wake: Notify,
     path: PathBuf,
 }
@@ -77,9 +84,17 @@ impl Outbox {
         let conn = tokio::task::spawn_blocking(move || schema::open(&opened))
             .await
             .map_err(|_| StoreError::Worker)??;
+        let conn = Arc::new(Mutex::new(conn));
+        let (writes, queue) = mpsc::channel();
+        let committer = Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name("ikkuna-outbox".to_owned())
+            .spawn(move || commit_loop(&committer, &queue))
+            .map_err(|_| StoreError::Worker)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                conn,
+                writes,
                 wake: Notify::new(),
                 path,
             }),
@@ -98,7 +113,8 @@ impl Outbox {
 
     /// Records that a citizen opened a message, once per (consent, message): returns the existing
     /// opening if there is one, otherwise inserts a new one and commits it durably (WAL,
-    /// `synchronous=FULL`) before returning. A new opening wakes the deliverer.
+    /// `synchronous=FULL`) before returning. Concurrent calls share one commit (group commit);
+    /// none returns before its commit is on disk. A new opening wakes the deliverer.
     pub async fn record_opening(
         &self,
         consent_id: &str,
@@ -106,15 +122,15 @@ impl Outbox {
     ) -> Result<RecordedOpening, StoreError> {
         let consent_id = consent_id.to_owned();
         let recorded = self
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let existing = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT opening_id, opened_at FROM openings
                          WHERE consent_id = ?1 AND message_id = ?2",
-                        params![consent_id, message_id],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                    )
+                    )?
+                    .query_row(params![consent_id, message_id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
                     .optional()?;
                 if let Some((opening_id, opened_at)) = existing {
                     return Ok(RecordedOpening {
@@ -125,13 +141,12 @@ impl Outbox {
                 }
                 let opening_id = uuid::Uuid::new_v4().to_string();
                 let opened_at = now_millis();
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO openings
                        (opening_id, consent_id, message_id, opened_at, state, next_attempt_at)
                      VALUES (?1, ?2, ?3, ?4, 'pending', ?4)",
-                    params![opening_id, consent_id, message_id, opened_at],
-                )?;
-                tx.commit()?;
+                )?
+                .execute(params![opening_id, consent_id, message_id, opened_at])?;
                 Ok(RecordedOpening {
                     opening_id,
                     opened_at: from_millis(opened_at),
@@ -201,7 +216,7 @@ impl Outbox {
     ) -> Result<(), StoreError> {
         let opening_id = opening_id.to_owned();
         let read_at = read_at.timestamp_millis();
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "UPDATE openings SET state = 'delivered', first_open = ?2, dvv_read_at = ?3,
                         delivered_at = ?4, attempts = attempts + 1, last_error_kind = NULL
@@ -222,7 +237,7 @@ impl Outbox {
     ) -> Result<(), StoreError> {
         let (opening_id, kind) = (opening_id.to_owned(), error_kind.to_owned());
         let next = next_attempt_at.timestamp_millis();
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "UPDATE openings SET attempts = attempts + 1, last_error_kind = ?2,
                         next_attempt_at = ?3
@@ -238,7 +253,7 @@ impl Outbox {
     /// retried until [`Outbox::requeue_parked`].
     pub async fn park(&self, opening_id: &str, error_kind: &str) -> Result<(), StoreError> {
         let (opening_id, kind) = (opening_id.to_owned(), error_kind.to_owned());
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "UPDATE openings SET state = 'parked', attempts = attempts + 1,
                         last_error_kind = ?2
@@ -254,7 +269,7 @@ impl Outbox {
     /// cause); returns how many. Wakes the deliverer.
     pub async fn requeue_parked(&self) -> Result<usize, StoreError> {
         let count = self
-            .run(|conn| {
+            .write(|conn| {
                 Ok(conn.execute(
                     "UPDATE openings SET state = 'pending', next_attempt_at = ?1
                      WHERE state = 'parked'",
@@ -304,7 +319,7 @@ impl Outbox {
     /// Proves the store takes a durable write right now (for `/readyz`): commits a one-row
     /// heartbeat, so a full disk or a read-only mount shows up as an error.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
-        self.run(|conn| {
+        self.write(|conn| {
             conn.execute(
                 "INSERT INTO store_health (id, checked_at) VALUES (1, ?1)
                  ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
@@ -328,17 +343,183 @@ impl Outbox {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave a half-applied write behind (SQLite
-            // rolls back an unfinished transaction), so a poisoned lock is still usable.
-            let mut conn = match inner.conn.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
+        tokio::task::spawn_blocking(move || work(&mut lock(&inner.conn)))
+            .await
+            .map_err(|_| StoreError::Worker)?
+    }
+
+    /// Runs a write on the committer thread inside a transaction shared with whatever other
+    /// writes are queued, and resolves once that transaction is committed (or with the error that
+    /// kept this write, or the commit, from happening).
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Job {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.inner
+            .writes
+            .send(job)
+            .map_err(|_| StoreError::Worker)?;
+        answer.await.map_err(|_| StoreError::Worker)?
+    }
+}
+
+/// Locks the connection. A panic while holding the lock cannot leave a half-applied write behind
+/// (SQLite rolls back an unfinished transaction), so a poisoned lock is still usable.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    match conn.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// One queued write: its work, run inside the shared transaction, and its answer, sent only
+/// after the commit.
+trait Write: Send {
+    /// Runs the work; false when it failed (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// The work's own error, if it failed.
+    fn error(&self) -> Option<&StoreError>;
+    /// Answers the caller: the work's result if the commit succeeded, else the commit's error.
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Write for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        if let Some(work) = self.work.take() {
+            self.result = Some(work(conn));
+        }
+        matches!(self.result, Some(Ok(_)))
+    }
+
+    fn error(&self) -> Option<&StoreError> {
+        match &self.result {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
+        let answer = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Worker),
+            (Err(e), Some(Err(own))) => Err(if matches!(own, StoreError::Sqlite(_)) {
+                replicate(e)
+            } else {
+                own
+            }),
+            (Err(e), _) => Err(replicate(e)),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The committer thread: takes the first queued write, then everything else already queued (up
+/// to [`MAX_BATCH`]), and commits them in one transaction. While a commit syncs, new writes queue
+/// up for the next one, so the batch grows with the load and a lone write waits for nobody.
+/// Ends when every [`Outbox`] handle is gone.
+fn commit_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Box<dyn Write>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&lock(conn), batch);
+    }
+}
+
+/// Runs the writes in one `BEGIN IMMEDIATE … COMMIT`, each in its own savepoint so one failing
+/// write leaves the others intact; answers each after the commit. If SQLite abandons the whole
+/// transaction (a full disk or an I/O error can), the writes that ran in it are answered with that
+/// error and the rest go on in a new transaction.
+fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Write>>) {
+    let mut jobs = batch.into_iter();
+    loop {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = StoreError::from(e);
+            for job in jobs {
+                job.finish(Err(&e));
+            }
+            return;
+        }
+        let mut in_tx: Vec<Box<dyn Write>> = Vec::new();
+        let mut abandoned = None;
+        for mut job in jobs.by_ref() {
+            if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+                job.finish(Err(&StoreError::from(e)));
+                continue;
+            }
+            let ok = job.run(conn);
+            if conn.is_autocommit() {
+                let e = job.error().map_or_else(
+                    || StoreError::Sqlite("transaction rolled back".to_owned()),
+                    replicate,
+                );
+                job.finish(Err(&e));
+                abandoned = Some(e);
+                break;
+            }
+            let undo = if ok {
+                conn.execute_batch("RELEASE write")
+            } else {
+                conn.execute_batch("ROLLBACK TO write; RELEASE write")
             };
-            work(&mut conn)
-        })
-        .await
-        .map_err(|_| StoreError::Worker)?
+            if let Err(e) = undo {
+                let e = StoreError::from(e);
+                job.finish(Err(&e));
+                abandoned = Some(e);
+                let _ = conn.execute_batch("ROLLBACK");
+                break;
+            }
+            in_tx.push(job);
+        }
+        if let Some(e) = abandoned {
+            for job in in_tx {
+                job.finish(Err(&e));
+            }
+            continue;
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if commit.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for job in in_tx {
+            job.finish(commit.as_ref().map(|_| ()));
+        }
+        return;
+    }
+}
+
+/// The same failure again, for each write that shared a failed commit.
+fn replicate(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::DiskFull => StoreError::DiskFull,
+        StoreError::ReadOnly => StoreError::ReadOnly,
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::CannotOpen(m) => StoreError::CannotOpen(m.clone()),
+        StoreError::Io(m) => StoreError::Io(m.clone()),
+        StoreError::Sqlite(m) => StoreError::Sqlite(m.clone()),
+        StoreError::Worker => StoreError::Worker,
     }
 }
 

@@ -355,7 +355,19 @@ async fn the_store_holds_ids_and_times_only() {
         })
         .await
         .unwrap();
-    assert_eq!(tables, ["openings", "store_health"]);
+    // Beside the openings: the events feed position, the webhook queue (bodies of ids and times)
+    // and the ledger's retention mark (see src/webhooks and src/ledger).
+    assert_eq!(
+        tables,
+        [
+            "feed_position",
+            "ledger_retention",
+            "openings",
+            "sqlite_sequence",
+            "store_health",
+            "webhook_deliveries"
+        ]
+    );
     let expected = [
         ("opening_id", "TEXT"),
         ("consent_id", "TEXT"),
@@ -374,7 +386,10 @@ async fn the_store_holds_ids_and_times_only() {
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
     assert_eq!(columns, expected);
-    assert_eq!(version, 1);
+    assert_eq!(
+        version, 2,
+        "1: openings; 2: feed position, webhook queue, ledger retention"
+    );
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 2, "synchronous=FULL");
 

@@ -19,6 +19,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+/// Largest request head (request line and headers) accepted: the operator API needs a few
+/// kilobytes (an assertion is the largest header).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// Per-connection limits of a listener.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -48,8 +52,13 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read_timeout)
+        // Request heads larger than this are refused (431) before they use more memory.
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
@@ -74,7 +83,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
@@ -89,10 +98,13 @@ pub async fn serve(
                         Ok(Err(e)) => return log_handshake_failure(peer, &e.to_string()),
                         Err(_) => return log_handshake_failure(peer, "timed out"),
                     };
+                    let client = client_key(peer, stream.get_ref().1.peer_certificates());
+                    let service = with_client(router, client);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn).await;
                 }
                 None => {
+                    let service = with_client(router, client_key(peer, None));
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn).await;
                 }
@@ -106,6 +118,27 @@ pub async fn serve(
     {
         tracing::warn!("shutdown drain timed out; closing remaining connections");
     }
+}
+
+/// Who the operator client on a connection is, for its rate limit: the SHA-256 of its
+/// certificate under mutual TLS, else its address.
+fn client_key(
+    peer: SocketAddr,
+    certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+) -> crate::limits::ClientKey {
+    use sha2::Digest;
+    match certificates.and_then(|chain| chain.first()) {
+        Some(leaf) => crate::limits::ClientKey::Certificate(sha2::Sha256::digest(leaf).into()),
+        None => crate::limits::ClientKey::Address(peer.ip()),
+    }
+}
+
+/// The connection's service: the router with the client's key attached to every request.
+fn with_client(
+    router: Router,
+    client: crate::limits::ClientKey,
+) -> TowerToHyperService<axum::middleware::AddExtension<Router, crate::limits::ClientKey>> {
+    TowerToHyperService::new(tower::Layer::layer(&axum::Extension(client), router))
 }
 
 fn log_handshake_failure(peer: SocketAddr, why: &str) {

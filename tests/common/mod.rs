@@ -419,3 +419,65 @@ pub fn open_regular_files(pid: u32) -> Vec<PathBuf> {
     }
     out
 }
+
+impl Harness {
+    /// The gateway's active audit file, as `sandbox.json` names it.
+    pub fn audit_log(&self) -> PathBuf {
+        PathBuf::from(self.info["auditLog"].as_str().expect("auditLog"))
+    }
+
+    /// The audit file's records as JSON values.
+    pub fn audit_records(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.audit_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// Scrapes the gateway's `/metrics`.
+    pub async fn scrape_metrics(&self) -> String {
+        let url = format!("{}/metrics", self.gateway_admin_url());
+        let a = self.get_plain(&url).await.expect("metrics answer");
+        assert_eq!(a.status, 200, "metrics status");
+        String::from_utf8(a.body.to_vec()).expect("metrics are UTF-8")
+    }
+
+    /// SIGTERM: the orchestrator's stop. Returns the exit status within `secs`.
+    pub async fn terminate_gateway(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut child = self.gateway.take().expect("gateway running");
+        let pid = child.id().expect("pid");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        tokio::time::timeout(Duration::from_secs(secs), child.wait())
+            .await
+            .expect("gateway exits after SIGTERM")
+            .expect("wait")
+    }
+}
+
+/// Runs the `ikkuna` binary with `args` (and optional standard input), with a timeout.
+pub async fn run_ikkuna(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ikkuna"));
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("ikkuna runs");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).await.expect("stdin");
+    }
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("ikkuna finishes in time")
+        .expect("output")
+}

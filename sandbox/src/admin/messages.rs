@@ -100,13 +100,20 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
         }
         attachments.push((a.name, a.media_type, a.size));
     }
+    let (title, text) = match &app.canaries {
+        Some(c) => {
+            let n = u64::from(rand::random::<u32>());
+            (c.title(&body.title, n), c.body(&body.body, n))
+        }
+        None => (body.title, body.body),
+    };
     let (message_id, attachment_ids) = app
         .domain
         .create_message(MessageInput {
             citizen,
             sender_name,
-            title: body.title,
-            body: body.body,
+            title,
+            body: text,
             body_format: body.body_format,
             service_type: body.message_service_type,
             attachments,

@@ -47,7 +47,9 @@ pub fn get(
             return Ok(response);
         }
     };
-    let body = AttachmentBody::new(message_id, attachment.id, start, end).boxed();
+    let body = AttachmentBody::new(message_id, attachment.id, start, end)
+        .with_canaries(app.canaries.clone())
+        .boxed();
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();

@@ -117,6 +117,10 @@ pub fn spawn(
             });
         }
         tracing::debug!(listener = name, "stopped accepting");
+        // Shutdown returns only once every connection has ended (each holds a permit), so a
+        // stopped sandbox really is down: no pooled connection of a client is still served.
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT * 2, permits.acquire_many(all)).await;
     })
 }
 

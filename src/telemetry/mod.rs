@@ -1,4 +1,8 @@
-//! Logs: JSON lines in production, readable text in the sandbox; level from `RUST_LOG`.
+//! Telemetry: logs (JSON lines in production, readable text in the sandbox; every line passes
+//! through the redaction layer) and the Prometheus metrics registry.
+
+pub mod metrics;
+pub mod redact;
 
 use tracing_subscriber::EnvFilter;
 
@@ -22,12 +26,20 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber, writing to stderr; a second call is a no-op.
+/// Installs the global subscriber at level `info` (or `RUST_LOG`); a second call is a no-op.
 pub fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logs_with(format, "info");
+}
+
+/// Installs the global subscriber, writing redacted lines to stderr. `RUST_LOG`, when set, wins
+/// over `level` (a filter directive such as `info` or `ikkuna=debug`).
+pub fn init_logs_with(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(redact::RedactingMakeWriter::new(std::io::stderr));
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),

@@ -1,0 +1,270 @@
+//! TLS-1..3: old TLS versions refused, a DVV endpoint from another CA refused, and DVV's recording
+//! showing mutual TLS and accepted client assertions.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::ctx::Ctx;
+use crate::outcome::{Outcome, Verdict};
+use crate::target::wait_until;
+
+/// Longest an `openssl s_client` attempt may take.
+const OPENSSL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Result of one handshake attempt with openssl.
+enum Handshake {
+    Established,
+    Refused,
+    ClientCannot,
+}
+
+async fn openssl(hostport: &str, flag: &str) -> anyhow::Result<(Handshake, String)> {
+    let child = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            hostport,
+            flag,
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let output = tokio::time::timeout(OPENSSL_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| anyhow::anyhow!("openssl did not finish"))??;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let established = text
+        .lines()
+        .any(|l| l.contains("Cipher is ") && !l.contains("(NONE)"));
+    let cannot = text.contains("no protocols available") || text.contains("unknown option");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Cipher is"))
+        .or_else(|| text.lines().find(|l| l.contains("alert")))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let h = if established {
+        Handshake::Established
+    } else if cannot {
+        Handshake::ClientCannot
+    } else {
+        Handshake::Refused
+    };
+    Ok((h, line))
+}
+
+/// TLS-1: TLS 1.0 and 1.1 handshakes fail; a TLS 1.2 one (the control) succeeds.
+pub async fn old_versions(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new();
+    let hostport = ctx
+        .target
+        .gateway_url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let control = match openssl(&hostport, "-tls1_2").await {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(out.conclude(
+                Verdict::NotChecked,
+                format!("openssl is not usable here: {e}"),
+            ))
+        }
+    };
+    out.log(format!("TLS 1.2 (control): {}", control.1));
+    if !matches!(control.0, Handshake::Established) {
+        return Ok(out.conclude(
+            Verdict::NotChecked,
+            "openssl could not complete even a TLS 1.2 handshake: nothing learned",
+        ));
+    }
+    let mut accepted = Vec::new();
+    for (flag, name) in [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")] {
+        let (h, line) = openssl(&hostport, flag).await?;
+        out.log(format!("{name}: {line}"));
+        match h {
+            Handshake::Established => accepted.push(name),
+            Handshake::Refused => {}
+            Handshake::ClientCannot => {
+                return Ok(out.conclude(
+                    Verdict::NotChecked,
+                    format!("this openssl cannot offer {name}"),
+                ))
+            }
+        }
+    }
+    Ok(out.decide(
+        accepted.is_empty(),
+        "TLS 1.0 and 1.1 handshakes are refused (TLS 1.2 control succeeded)",
+        format!("handshake completed with {}", accepted.join(" and ")),
+    ))
+}
+
+/// TLS-2: a second backend under another CA, the gateway pointed at it with its own credentials
+/// there but the first CA as its trust anchor: nothing may get through.
+pub async fn foreign_ca(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new();
+    let guard = ctx.target.process.lock().await;
+    let Some(process) = guard.as_ref() else {
+        return Ok(out.conclude(
+            Verdict::NotChecked,
+            "the suite does not control the gateway process in this mode",
+        ));
+    };
+    let dir = ctx.target.work_dir.join("foreign-backend");
+    let _ = std::fs::remove_dir_all(&dir);
+    let foreign = ikkuna_sandbox::start(ikkuna_sandbox::SandboxOptions::new(&dir)).await?;
+    let info = foreign.info().clone();
+    let provider = info
+        .providers
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the foreign backend has no provider"))?;
+    let citizen = info
+        .citizens
+        .iter()
+        .find(|c| c.consent == ikkuna_sandbox::CitizenConsent::Active)
+        .map(|c| c.id.clone())
+        .ok_or_else(|| anyhow::anyhow!("the foreign backend has no consenting citizen"))?;
+    let listen = free_port()?;
+    let admin = free_port()?;
+    let store = ctx.target.work_dir.join("foreign-gateway");
+    std::fs::create_dir_all(&store)?;
+    set_private(&store);
+    let path = |p: &Path| p.display().to_string();
+    let env = vec![
+        ("IKKUNA_DVV_BASE_URL".to_owned(), info.dvv_url.clone()),
+        (
+            "IKKUNA_DVV_CLIENT_CERT".to_owned(),
+            path(&provider.client_cert),
+        ),
+        (
+            "IKKUNA_DVV_CLIENT_KEY_FILE".to_owned(),
+            path(&provider.client_key),
+        ),
+        (
+            "IKKUNA_DVV_ASSERTION_KEY_FILE".to_owned(),
+            path(&provider.assertion_key),
+        ),
+        (
+            "IKKUNA_SERVER_LISTEN".to_owned(),
+            format!("127.0.0.1:{listen}"),
+        ),
+        (
+            "IKKUNA_ADMIN_LISTEN".to_owned(),
+            format!("127.0.0.1:{admin}"),
+        ),
+        ("IKKUNA_STORE_DATA_DIR".to_owned(), path(&store)),
+    ];
+    let mut env = env;
+    if ctx.target.audit_file.is_some() {
+        // Its own audit file, so the certified gateway's chain is not interleaved.
+        env.push((
+            "IKKUNA_AUDIT_FILE".to_owned(),
+            path(&store.join("audit.jsonl")),
+        ));
+    }
+    out.log("a second backend with its own CA; the gateway gets its credentials there, not its CA");
+    let log = ctx.target.work_dir.join("foreign-gateway.log");
+    let mut child = Some(process.spawn(&env, &log)?);
+    let healthy = wait_until(
+        &ctx.http,
+        &format!("http://127.0.0.1:{admin}/healthz"),
+        Duration::from_secs(20),
+        &mut child,
+    )
+    .await;
+    let result = match healthy {
+        Err(e) => {
+            out.log(format!("the gateway did not come up: {e:#}"));
+            None
+        }
+        Ok(()) => {
+            let token = ctx.signer.sign(&ctx.signer.claims(&citizen), None)?;
+            ctx.remember(&token);
+            // Not through `Http::gateway`: this call is not an access of the certified gateway.
+            let ans = ctx
+                .http
+                .request(
+                    "GET",
+                    &format!("https://127.0.0.1:{listen}/v1/messages"),
+                    &[("authorization".to_owned(), format!("Bearer {token}"))],
+                    None,
+                )
+                .await?;
+            out.log(format!(
+                "inbox through the misdirected gateway → {}",
+                ans.summary()
+            ));
+            Some(ans.status)
+        }
+    };
+    if let Some(mut c) = child.take() {
+        let _ = c.kill().await;
+    }
+    let calls = ctx
+        .http
+        .admin(&format!("{}/admin/calls", info.admin_url), "GET", None)
+        .await?;
+    let calls = crate::ctx::list_of(calls.json(), "calls");
+    foreign.shutdown().await;
+    out.log(format!(
+        "calls the foreign backend received: {}",
+        calls.len()
+    ));
+    let served = matches!(result, Some(s) if (200..300).contains(&s));
+    Ok(out.decide(
+        calls.is_empty() && !served,
+        "no request crossed to a DVV endpoint whose certificate the configured CA did not sign",
+        format!(
+            "the foreign backend received {} call(s); operator answer {:?}",
+            calls.len(),
+            result
+        ),
+    ))
+}
+
+/// TLS-3: DVV identified the gateway by its client certificate and accepted its client assertion.
+pub async fn client_authenticated(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let out = Outcome::new();
+    let calls = ctx.dvv_calls(0).await?;
+    let tokens = calls
+        .iter()
+        .filter(|c| c["path"] == "/v1/token" && c["status"] == 200)
+        .count();
+    let messages = calls
+        .iter()
+        .filter(|c| c["path"].as_str().unwrap_or("").contains("/messages") && c["status"] == 200)
+        .count();
+    Ok(out.decide(
+        tokens > 0 && messages > 0,
+        format!(
+            "{tokens} token grants and {messages} message calls, each over mutual TLS with the provider's certificate"
+        ),
+        format!("no authenticated traffic recorded (token grants {tokens}, message calls {messages})"),
+    ))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[cfg(unix)]
+fn set_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn set_private(_dir: &Path) {}

@@ -1,0 +1,156 @@
+//! The suite's one HTTP client: HTTPS to the gateway (trusting only the CA given), plain HTTP to
+//! admin listeners, every call with a timeout.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+
+/// Longest time any one call may take, body included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A captured answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the body holds `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        !needle.is_empty()
+            && self
+                .body
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+    }
+
+    /// `status` and the `reason` field, for evidence.
+    pub fn summary(&self) -> String {
+        let reason = self.json()["reason"].as_str().unwrap_or("").to_owned();
+        format!("{} {reason}", self.status)
+    }
+}
+
+/// The client, counting the calls made to the gateway's operator API.
+pub struct Http {
+    client: Inner,
+    gateway_calls: AtomicUsize,
+}
+
+impl Http {
+    /// A client whose only trust anchor is the PEM file `ca`.
+    pub fn new(ca: &Path) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)
+            .with_context(|| format!("reading {}", ca.display()))?
+        {
+            roots.add(cert.context("a CA certificate")?)?;
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            gateway_calls: AtomicUsize::new(0),
+        })
+    }
+
+    /// Calls made so far through [`Http::gateway`].
+    pub fn gateway_calls(&self) -> usize {
+        self.gateway_calls.load(Ordering::Relaxed)
+    }
+
+    /// An operator-API call with an optional bearer token.
+    pub async fn gateway(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        self.gateway_calls.fetch_add(1, Ordering::Relaxed);
+        let mut headers = Vec::new();
+        if let Some(t) = token {
+            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+        }
+        self.request(method, &format!("{base}{path}"), &headers, None)
+            .await
+    }
+
+    /// Any call; JSON body when given.
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut req = http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let bytes = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let req = req.body(Full::new(bytes))?;
+        let call = async {
+            let resp = self.client.request(req).await?;
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, anyhow::Error>(Answer {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| anyhow::anyhow!("{method} {url}: no answer within {CALL_TIMEOUT:?}"))?
+    }
+
+    /// A call to an admin API (the backend's or the gateway's).
+    pub async fn admin(
+        &self,
+        url: &str,
+        method: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Answer> {
+        self.request(method, url, &[], body.as_ref()).await
+    }
+}

@@ -1,0 +1,793 @@
+//! A stand-in for an operator's backend: what a digital-mailbox operator builds beside Ikkuna.
+//!
+//! It signs a sandbox citizen in (a *pretend* strong identification, clearly labelled), mints the
+//! citizen assertion with the operator's own key the way a real identity service would, calls
+//! Ikkuna's operator API (`docs/operator-api.yaml`), receives and verifies Ikkuna's signed
+//! webhooks, and serves a small accessible inbox: consent state with the link to DVV's consent
+//! service, the message list with unread markers, a message view, the receipt step for
+//! `Verifiable` messages, and attachment download. It shows only what Ikkuna returns and stores
+//! no mail: sessions and the ids of recent webhooks live in memory only.
+//!
+//! Run it against the sandbox (three terminals):
+//!
+//! ```sh
+//! openssl rand -hex 32 > /tmp/hooks.secret && chmod 600 /tmp/hooks.secret
+//! IKKUNA_WEBHOOKS_ENDPOINTS=https://127.0.0.1:8089/webhooks \
+//! IKKUNA_WEBHOOKS_SECRET_FILE=/tmp/hooks.secret \
+//! IKKUNA_WEBHOOKS_CA_CERT="$PWD/data/sandbox/ca.pem" \
+//!     cargo run -- sandbox                 # the gateway in front of the sandbox DVV backend
+//! cargo run --example operator_backend -- --data-dir data/sandbox --webhook-secret-file /tmp/hooks.secret
+//! # then open http://127.0.0.1:8088/
+//! ```
+//!
+//! Without `--webhook-secret-file` the inbox works the same, without the webhook receiver.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use clap::Parser;
+use hmac::{Hmac, Mac as _};
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Command line of the example.
+#[derive(Parser, Debug)]
+#[command(about = "A stand-in operator backend with a small inbox page, for the Ikkuna sandbox")]
+struct Args {
+    /// The sandbox data directory (holds sandbox.json).
+    #[arg(long, default_value = "data/sandbox")]
+    data_dir: PathBuf,
+    /// Where the inbox page listens (plain HTTP: keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// Where the HTTPS webhook receiver listens (path `/webhooks`).
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    webhook_listen: SocketAddr,
+    /// The webhook secret shared with the gateway (`webhooks.secret_file`); no receiver without it.
+    #[arg(long)]
+    webhook_secret_file: Option<PathBuf>,
+}
+
+/// What the example reads from the sandbox's `sandbox.json`.
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SandboxInfo {
+    gateway_url: String,
+    ca_cert: PathBuf,
+    operator_signing_key: PathBuf,
+    operator_jwks: PathBuf,
+    operator_issuer: String,
+    gateway_audience: String,
+    gateway_cert: PathBuf,
+    gateway_key: PathBuf,
+    citizens: Vec<SandboxCitizen>,
+}
+
+/// A seeded, fictional citizen.
+#[derive(Deserialize, Debug, Clone)]
+struct SandboxCitizen {
+    id: String,
+    name: String,
+}
+
+/// The operator's identity service, reduced to what the example needs: a key to sign with.
+struct IdentityService {
+    key: jsonwebtoken::EncodingKey,
+    kid: String,
+    issuer: String,
+    audience: String,
+}
+
+impl IdentityService {
+    fn load(info: &SandboxInfo) -> anyhow::Result<Self> {
+        let pem = std::fs::read(&info.operator_signing_key).context("reading the operator key")?;
+        let key =
+            jsonwebtoken::EncodingKey::from_ec_pem(&pem).context("parsing the operator key")?;
+        let jwks: Value = serde_json::from_slice(
+            &std::fs::read(&info.operator_jwks).context("reading the operator JWKS")?,
+        )?;
+        let kid = jwks["keys"][0]["kid"]
+            .as_str()
+            .context("the operator JWKS has no kid")?
+            .to_owned();
+        Ok(Self {
+            key,
+            kid,
+            issuer: info.operator_issuer.clone(),
+            audience: info.gateway_audience.clone(),
+        })
+    }
+
+    /// A two-minute assertion for a citizen identified at high assurance.
+    fn assertion(&self, citizen_id: &str) -> anyhow::Result<String> {
+        let now = unix_now();
+        let claims = serde_json::json!({
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": citizen_id,
+            "acr": "http://ftn.ficora.fi/2017/loa3",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 120,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
+    }
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+
+/// One verified webhook, ids only.
+#[derive(Debug, Clone)]
+struct SeenEvent {
+    kind: String,
+    consent_id: String,
+    message_id: Option<i64>,
+    time: String,
+}
+
+struct AppState {
+    gateway: String,
+    client: HttpsClient,
+    identity: IdentityService,
+    citizens: Vec<SandboxCitizen>,
+    /// Session cookie → citizen id. In memory only; a restart signs everyone out.
+    sessions: Mutex<HashMap<String, String>>,
+    /// The last verified webhooks (ids, types, times), newest first.
+    events: Mutex<VecDeque<SeenEvent>>,
+    webhook_secret: Option<Vec<u8>>,
+}
+
+type Shared = Arc<AppState>;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let info: SandboxInfo = serde_json::from_slice(
+        &std::fs::read(args.data_dir.join("sandbox.json"))
+            .context("reading sandbox.json: start `ikkuna sandbox` first")?,
+    )?;
+    let webhook_secret = match &args.webhook_secret_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .context("reading the webhook secret")?
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        ),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        gateway: info.gateway_url.trim_end_matches('/').to_owned(),
+        client: https_client(&info.ca_cert)?,
+        identity: IdentityService::load(&info)?,
+        citizens: info.citizens.clone(),
+        sessions: Mutex::new(HashMap::new()),
+        events: Mutex::new(VecDeque::new()),
+        webhook_secret,
+    });
+
+    if state.webhook_secret.is_some() {
+        let tls = webhook_tls(&info.gateway_cert, &info.gateway_key)?;
+        let hooks = Router::new()
+            .route("/webhooks", post(receive_webhook))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(args.webhook_listen).await?;
+        println!("webhook receiver: https://{}/webhooks", args.webhook_listen);
+        tokio::spawn(serve_tls(listener, tls, hooks));
+    }
+
+    let app = Router::new()
+        .route("/", get(sign_in_page))
+        .route("/signin", post(sign_in))
+        .route("/signout", post(sign_out))
+        .route("/inbox", get(inbox))
+        .route("/messages/{id}", get(message))
+        .route("/messages/{id}/receipt", post(confirm_receipt))
+        .route("/messages/{id}/attachments/{aid}", get(attachment))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!("inbox: http://{}/", args.listen);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calling Ikkuna
+
+fn https_client(ca: &Path) -> anyhow::Result<HttpsClient> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).context("reading the sandbox CA")? {
+        roots.add(cert?)?;
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// Ikkuna's answer: status, the headers worth keeping, and the body (still streaming).
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: hyper::body::Incoming,
+}
+
+impl Answer {
+    async fn json(self) -> Value {
+        match tokio::time::timeout(Duration::from_secs(30), self.body.collect()).await {
+            Ok(Ok(body)) => serde_json::from_slice(&body.to_bytes()).unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+}
+
+/// One call to Ikkuna for a citizen, with a fresh assertion.
+async fn call(
+    state: &AppState,
+    citizen: &str,
+    method: Method,
+    path: &str,
+    range: Option<&HeaderValue>,
+) -> Result<Answer, Response> {
+    let assertion = state
+        .identity
+        .assertion(citizen)
+        .map_err(|_| failure("Could not sign the citizen assertion"))?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("{}{}", state.gateway, path))
+        .header(header::AUTHORIZATION, format!("Bearer {assertion}"));
+    if let Some(range) = range {
+        request = request.header(header::RANGE, range);
+    }
+    let request = request
+        .body(Body::empty())
+        .map_err(|_| failure("Could not build the request"))?;
+    let response = tokio::time::timeout(Duration::from_secs(30), state.client.request(request))
+        .await
+        .map_err(|_| failure("Ikkuna did not answer in time"))?
+        .map_err(|_| failure("Ikkuna could not be reached"))?;
+    let (parts, body) = response.into_parts();
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+async fn sign_in_page(State(state): State<Shared>) -> Html<String> {
+    let mut options = String::new();
+    for c in &state.citizens {
+        options.push_str(&format!(
+            r#"<li><button type="submit" name="citizen" value="{id}">{name}</button></li>"#,
+            id = esc(&c.id),
+            name = esc(&c.name)
+        ));
+    }
+    page(
+        "Sign in",
+        &format!(
+            r#"<h1>Sign in</h1>
+<p class="notice" role="note"><strong>Pretend identification, sandbox only.</strong> A real
+operator signs citizens in with strong electronic identification (substantial or high assurance)
+here. This sandbox lets you pick a fictional citizen instead.</p>
+<form method="post" action="/signin"><fieldset><legend>Fictional citizens</legend>
+<ul class="plain">{options}</ul></fieldset></form>"#
+        ),
+    )
+}
+
+async fn sign_in(State(state): State<Shared>, body: Bytes) -> Response {
+    let citizen = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "citizen")
+        .map(|(_, v)| v.into_owned());
+    let Some(citizen) = citizen.filter(|c| state.citizens.iter().any(|s| &s.id == c)) else {
+        return (StatusCode::BAD_REQUEST, "Unknown citizen").into_response();
+    };
+    let session = uuid::Uuid::new_v4().simple().to_string();
+    if let Ok(mut sessions) = state.sessions.lock() {
+        sessions.insert(session.clone(), citizen);
+    }
+    let mut response = Redirect::to("/inbox").into_response();
+    if let Ok(cookie) =
+        HeaderValue::from_str(&format!("sid={session}; HttpOnly; SameSite=Strict; Path=/"))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn sign_out(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let (Some(sid), Ok(mut sessions)) = (session_id(&headers), state.sessions.lock()) {
+        sessions.remove(&sid);
+    }
+    Redirect::to("/").into_response()
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    next: Option<String>,
+}
+
+async fn inbox(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<InboxQuery>,
+) -> Result<Response, Response> {
+    let citizen = signed_in(&state, &headers).map_err(IntoResponse::into_response)?;
+    let consent = call(&state, &citizen, Method::GET, "/v1/consent", None).await?;
+    let status = consent.status;
+    let consent = consent.json().await;
+    if status != StatusCode::OK {
+        return Err(ikkuna_error(status, &consent));
+    }
+    let link = format!(
+        r#"<a href="{}">DVV's consent service</a>"#,
+        esc(consent["consentServiceUrl"].as_str().unwrap_or("#"))
+    );
+    if consent["state"] != "Active" {
+        let why = if consent["state"] == "Revoked" {
+            "You have withdrawn this service's right to show your authority mail."
+        } else {
+            "You have not yet allowed this service to show your authority mail."
+        };
+        return Ok(page(
+            "Inbox",
+            &format!(
+                r#"<h1>Authority mail</h1><p id="consent-state" data-state="{state}">{why}
+You can give your consent in {link}; then come back and <a href="/inbox">refresh</a>.</p>{out}"#,
+                state = esc(consent["state"].as_str().unwrap_or("")),
+                out = SIGN_OUT
+            ),
+        )
+        .into_response());
+    }
+    let consent_id = consent["consentId"].as_str().unwrap_or("").to_owned();
+
+    let mut path = "/v1/messages?limit=20".to_owned();
+    if let Some(next) = query.next.as_deref().filter(|n| !n.is_empty()) {
+        path.push_str("&continuationToken=");
+        path.push_str(&url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+    }
+    let answer = call(&state, &citizen, Method::GET, &path, None).await?;
+    let status = answer.status;
+    let list = answer.json().await;
+    if status != StatusCode::OK {
+        return Err(ikkuna_error(status, &list));
+    }
+    let mut items = String::new();
+    let mut unread = 0;
+    for m in list["messages"].as_array().into_iter().flatten() {
+        let id = m["messageId"].as_i64().unwrap_or(0);
+        let is_unread = m["readAt"].is_null();
+        unread += usize::from(is_unread);
+        let marker = if is_unread {
+            r#"<strong class="unread">Unread</strong> "#
+        } else {
+            ""
+        };
+        let verifiable =
+            if m["messageServiceType"] == "Verifiable" && m["receiptConfirmedAt"].is_null() {
+                r#" <span class="tag">Receipt required</span>"#
+            } else {
+                ""
+            };
+        items.push_str(&format!(
+            r#"<li class="message" data-message-id="{id}" data-unread="{is_unread}">{marker}<a href="/messages/{id}">{title}</a>{verifiable}
+<br><span class="meta">{sender} · {created}</span></li>"#,
+            title = esc(m["title"].as_str().unwrap_or("")),
+            sender = esc(m["senderName"].as_str().unwrap_or("")),
+            created = esc(m["createdAt"].as_str().unwrap_or("")),
+        ));
+    }
+    if items.is_empty() {
+        items.push_str("<li>No messages.</li>");
+    }
+    let next = match list["continuationToken"].as_str() {
+        Some(token) => format!(
+            r#"<p><a href="/inbox?next={}">Older messages</a></p>"#,
+            url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+        ),
+        None => String::new(),
+    };
+    Ok(page(
+        "Inbox",
+        &format!(
+            r#"<h1>Authority mail <span id="unread-count" class="badge">{unread} unread</span></h1>
+<p id="consent-state" data-state="Active">You have allowed this service to show your authority mail. You can withdraw it in {link}.</p>
+<p><a href="/inbox">Refresh</a></p>
+<ul class="plain" id="messages">{items}</ul>{next}{events}{out}"#,
+            events = events_section(&state, &consent_id),
+            out = SIGN_OUT
+        ),
+    )
+    .into_response())
+}
+
+async fn message(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+) -> Result<Response, Response> {
+    let citizen = signed_in(&state, &headers).map_err(IntoResponse::into_response)?;
+    let answer = call(
+        &state,
+        &citizen,
+        Method::GET,
+        &format!("/v1/messages/{id}"),
+        None,
+    )
+    .await?;
+    let status = answer.status;
+    let m = answer.json().await;
+    if status == StatusCode::CONFLICT && m["message"].is_object() {
+        let s = &m["message"];
+        return Ok(page(
+            "Confirm receipt",
+            &format!(
+                r#"<p><a href="/inbox">Back to the inbox</a></p>
+<h1>{title}</h1><p class="meta">{sender} · {created}</p>
+<p id="receipt-required">This message is delivered with proof of receipt. Its content is shown once you
+confirm that you have received it; the sender is told when you did.</p>
+<form method="post" action="/messages/{id}/receipt"><button type="submit">Confirm receipt and open</button></form>"#,
+                title = esc(s["title"].as_str().unwrap_or("")),
+                sender = esc(s["senderName"].as_str().unwrap_or("")),
+                created = esc(s["createdAt"].as_str().unwrap_or("")),
+            ),
+        )
+        .into_response());
+    }
+    if status != StatusCode::OK {
+        return Err(ikkuna_error(status, &m));
+    }
+    let mut files = String::new();
+    for a in m["attachments"].as_array().into_iter().flatten() {
+        files.push_str(&format!(
+            r#"<li><a class="attachment" href="/messages/{id}/attachments/{aid}" download>{name}</a> <span class="meta">({media}, {size} bytes)</span></li>"#,
+            aid = a["attachmentId"].as_i64().unwrap_or(0),
+            name = esc(a["name"].as_str().unwrap_or("attachment")),
+            media = esc(a["mediaType"].as_str().unwrap_or("")),
+            size = a["size"].as_u64().unwrap_or(0),
+        ));
+    }
+    let files = if files.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<h2>Attachments</h2><ul id="attachments">{files}</ul>"#)
+    };
+    let receipt = match m["receiptConfirmedAt"].as_str() {
+        Some(at) => format!(
+            r#"<p id="receipt-confirmed">Receipt confirmed {}</p>"#,
+            esc(at)
+        ),
+        None => String::new(),
+    };
+    Ok(page(
+        "Message",
+        &format!(
+            r#"<p><a href="/inbox">Back to the inbox</a></p>
+<h1>{title}</h1><p class="meta">{sender} · {created}</p>{receipt}
+<div class="body" id="message-body">{body}</div>{files}"#,
+            title = esc(m["title"].as_str().unwrap_or("")),
+            sender = esc(m["senderName"].as_str().unwrap_or("")),
+            created = esc(m["createdAt"].as_str().unwrap_or("")),
+            body = esc(m["body"].as_str().unwrap_or("")),
+        ),
+    )
+    .into_response())
+}
+
+async fn confirm_receipt(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+) -> Result<Response, Response> {
+    let citizen = signed_in(&state, &headers).map_err(IntoResponse::into_response)?;
+    let answer = call(
+        &state,
+        &citizen,
+        Method::POST,
+        &format!("/v1/messages/{id}/receipt"),
+        None,
+    )
+    .await?;
+    let status = answer.status;
+    let body = answer.json().await;
+    if status != StatusCode::OK {
+        return Err(ikkuna_error(status, &body));
+    }
+    Ok(Redirect::to(&format!("/messages/{id}")).into_response())
+}
+
+/// Streams the file from Ikkuna to the browser: nothing is buffered or kept.
+async fn attachment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((id, aid)): UrlPath<(i64, i64)>,
+) -> Result<Response, Response> {
+    let citizen = signed_in(&state, &headers).map_err(IntoResponse::into_response)?;
+    let answer = call(
+        &state,
+        &citizen,
+        Method::GET,
+        &format!("/v1/messages/{id}/attachments/{aid}"),
+        headers.get(header::RANGE),
+    )
+    .await?;
+    if !matches!(answer.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
+        let status = answer.status;
+        let body = answer.json().await;
+        return Err(ikkuna_error(status, &body));
+    }
+    let mut response = Response::new(Body::new(answer.body));
+    *response.status_mut() = answer.status;
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_DISPOSITION,
+        header::CONTENT_RANGE,
+        header::ACCEPT_RANGES,
+    ] {
+        if let Some(value) = answer.headers.get(&name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+const SIGN_OUT: &str =
+    r#"<form method="post" action="/signout"><button type="submit">Sign out</button></form>"#;
+
+fn events_section(state: &AppState, consent_id: &str) -> String {
+    if state.webhook_secret.is_none() {
+        return String::new();
+    }
+    let Ok(events) = state.events.lock() else {
+        return String::new();
+    };
+    let mut items = String::new();
+    for e in events
+        .iter()
+        .filter(|e| e.consent_id == consent_id)
+        .take(10)
+    {
+        let about = e
+            .message_id
+            .map(|m| format!(" (message {m})"))
+            .unwrap_or_default();
+        items.push_str(&format!(
+            "<li>{} {}{about}</li>",
+            esc(&e.time),
+            esc(&e.kind)
+        ));
+    }
+    if items.is_empty() {
+        items.push_str("<li>None yet.</li>");
+    }
+    format!(r#"<h2>Recent events (verified webhooks)</h2><ul id="events">{items}</ul>"#)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+/// Verifies `Ikkuna-Signature` (`t=<unix>,v1=<hex HMAC-SHA256 over "<t>.<body>">`), refuses
+/// timestamps more than 300 s off, and remembers the event's ids (never content: there is none).
+async fn receive_webhook(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Some(secret) = state.webhook_secret.as_deref() else {
+        return StatusCode::NOT_FOUND;
+    };
+    let signature = headers
+        .get("ikkuna-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !signature_is_valid(secret, signature, &body, unix_now() as i64) {
+        println!("webhook refused: bad or stale signature");
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let seen = SeenEvent {
+        kind: event["type"].as_str().unwrap_or("").to_owned(),
+        consent_id: event["consentId"].as_str().unwrap_or("").to_owned(),
+        message_id: event["messageId"].as_i64(),
+        time: event["time"].as_str().unwrap_or("").to_owned(),
+    };
+    println!("webhook verified: {} {:?}", seen.kind, seen.message_id);
+    if let Ok(mut events) = state.events.lock() {
+        events.push_front(seen);
+        events.truncate(100);
+    }
+    StatusCode::NO_CONTENT
+}
+
+fn signature_is_valid(secret: &[u8], header: &str, body: &[u8], now: i64) -> bool {
+    let mut timestamp = None;
+    let mut tags = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", tag)) => tags.extend(hex::decode(tag).ok()),
+            _ => {}
+        }
+    }
+    let Some(t) = timestamp.filter(|t| (now - t).abs() <= 300) else {
+        return false;
+    };
+    tags.iter().any(|tag| {
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+            return false;
+        };
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(tag).is_ok()
+    })
+}
+
+fn webhook_tls(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let certs = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
+async fn serve_tls(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("sid=").map(str::to_owned))
+}
+
+/// The signed-in citizen, or the way back to the sign-in page.
+fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<String, Redirect> {
+    session_id(headers)
+        .and_then(|sid| state.sessions.lock().ok()?.get(&sid).cloned())
+        .ok_or_else(|| Redirect::to("/"))
+}
+
+/// Ikkuna's refusal as a page: its reason, and the consent link when there is one.
+fn ikkuna_error(status: StatusCode, body: &Value) -> Response {
+    let reason = body["reason"].as_str().unwrap_or("Unexpected answer");
+    let link = body["consentServiceUrl"]
+        .as_str()
+        .map(|u| format!(r#" <a href="{}">DVV's consent service</a>"#, esc(u)))
+        .unwrap_or_default();
+    let mut response = page(
+        "Error",
+        &format!(
+            r#"<h1>Not available</h1><p role="alert">{} ({}).{link}</p><p><a href="/inbox">Back to the inbox</a></p>"#,
+            esc(reason),
+            status.as_u16()
+        ),
+    )
+    .into_response();
+    *response.status_mut() = if status.is_server_error() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        status
+    };
+    response
+}
+
+fn failure(reason: &str) -> Response {
+    let mut response = page(
+        "Error",
+        &format!(
+            r#"<h1>Not available</h1><p role="alert">{}</p>"#,
+            esc(reason)
+        ),
+    )
+    .into_response();
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response
+}
+
+fn page(title: &str, main: &str) -> Html<String> {
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Operator inbox (sandbox)</title>
+<style>
+body {{ font: 1rem/1.5 system-ui, sans-serif; max-width: 46rem; margin: 0 auto; padding: 1rem; color: #111; background: #fff; }}
+a {{ color: #0645ad; }} a:focus, button:focus {{ outline: 3px solid #f90; outline-offset: 2px; }}
+.plain {{ list-style: none; padding: 0; }} .message {{ padding: .6rem 0; border-bottom: 1px solid #ccc; }}
+.unread {{ background: #0b5; color: #fff; padding: 0 .4rem; border-radius: .3rem; }}
+.badge {{ font-size: .9rem; background: #222; color: #fff; padding: .1rem .5rem; border-radius: 1rem; }}
+.tag {{ font-size: .85rem; border: 1px solid #555; padding: 0 .3rem; }} .meta {{ color: #444; font-size: .9rem; }}
+.notice {{ border-left: 4px solid #c60; padding-left: .8rem; }} .body {{ white-space: pre-wrap; }}
+button {{ font: inherit; padding: .3rem .8rem; margin: .2rem 0; }}
+</style></head>
+<body><header><p><strong>Operator inbox</strong> (sandbox stand-in; shows only what Ikkuna returns)</p></header>
+<main>{main}</main></body></html>"#,
+        title = esc(title)
+    ))
+}
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,120 @@
+//! What a webhook says: the event's type, time and ids, never content or identity codes, under a
+//! stable id derived from DVV's `eventId` so receivers can de-duplicate redeliveries.
+
+use chrono::SecondsFormat;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::dvv::{Event, EventType};
+
+/// One webhook event as POSTed to the operator (the JSON body, field for field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    /// Stable id: the same DVV event always gets the same id, on every attempt and replica.
+    pub id: String,
+    /// `message.created`, `message.read`, `message.receipt_confirmed`, `consent.granted` or
+    /// `consent.revoked`.
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    /// When it happened at DVV (RFC 3339 UTC, milliseconds).
+    pub time: String,
+    /// The citizen's consent with this operator (an opaque id, not an identity code).
+    pub consent_id: String,
+    /// The message, for message events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<i64>,
+}
+
+impl WebhookEvent {
+    /// The webhook for a feed event, or `None` for event types that are not sent (unknown ones).
+    pub fn from_feed(event: &Event) -> Option<Self> {
+        Some(Self {
+            id: webhook_id(&event.event_id),
+            event_type: webhook_type(event.event_type)?,
+            time: event
+                .event_time
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            consent_id: event.metadata.consent_id.clone(),
+            message_id: event.metadata.message_id,
+        })
+    }
+
+    /// The JSON body, as stored in the queue and signed at each attempt.
+    pub fn body(&self) -> String {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The webhook type name of a DVV event type.
+pub fn webhook_type(event_type: EventType) -> Option<&'static str> {
+    match event_type {
+        EventType::MessageCreated => Some("message.created"),
+        EventType::MessageRead => Some("message.read"),
+        EventType::ReceiptConfirmed => Some("message.receipt_confirmed"),
+        EventType::ConsentGranted => Some("consent.granted"),
+        EventType::ConsentRevoked => Some("consent.revoked"),
+        EventType::Unknown => None,
+    }
+}
+
+/// `evt_` and 32 hex digits of SHA-256 over DVV's event id: stable, fixed-length, and not
+/// DVV's internal id itself.
+pub fn webhook_id(dvv_event_id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"ikkuna-webhook-event\0")
+        .chain_update(dvv_event_id.as_bytes())
+        .finalize();
+    format!("evt_{}", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dvv::EventMetadata;
+
+    fn event(event_type: EventType, message_id: Option<i64>) -> Event {
+        Event {
+            event_id: "dvv-e-1".into(),
+            event_type,
+            event_time: "2026-11-21T10:00:00.123Z".parse().unwrap(),
+            metadata: EventMetadata {
+                consent_id: "c-1".into(),
+                message_id,
+            },
+        }
+    }
+
+    #[test]
+    fn every_known_type_maps_and_unknown_is_skipped() {
+        let pairs = [
+            (EventType::MessageCreated, "message.created"),
+            (EventType::MessageRead, "message.read"),
+            (EventType::ReceiptConfirmed, "message.receipt_confirmed"),
+            (EventType::ConsentGranted, "consent.granted"),
+            (EventType::ConsentRevoked, "consent.revoked"),
+        ];
+        for (dvv, name) in pairs {
+            assert_eq!(webhook_type(dvv), Some(name));
+        }
+        assert!(WebhookEvent::from_feed(&event(EventType::Unknown, None)).is_none());
+    }
+
+    #[test]
+    fn body_has_ids_and_times_only_and_a_stable_id() {
+        let w = WebhookEvent::from_feed(&event(EventType::MessageRead, Some(42))).unwrap();
+        assert_eq!(
+            w.body(),
+            format!(
+                r#"{{"id":"{}","type":"message.read","time":"2026-11-21T10:00:00.123Z","consentId":"c-1","messageId":42}}"#,
+                w.id
+            )
+        );
+        assert_eq!(w.id, webhook_id("dvv-e-1"));
+        assert_eq!(w.id.len(), 36);
+        assert_ne!(webhook_id("dvv-e-1"), webhook_id("dvv-e-2"));
+        let consent = WebhookEvent::from_feed(&event(EventType::ConsentRevoked, None)).unwrap();
+        assert!(!consent.body().contains("messageId"));
+    }
+}

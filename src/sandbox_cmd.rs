@@ -24,7 +24,8 @@ pub async fn run(data_dir: PathBuf) -> anyhow::Result<()> {
     let citizen = info
         .citizens
         .iter()
-        .find(|c| matches!(c.consent, ikkuna_sandbox::CitizenConsent::Active))
+        .filter(|c| matches!(c.consent, ikkuna_sandbox::CitizenConsent::Active))
+        .max_by_key(|c| c.messages)
         .context("the sandbox seed has no citizen with an active consent")?;
     let token = ikkuna_sandbox::mint_citizen_assertion(
         sandbox.data_dir(),

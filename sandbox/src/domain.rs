@@ -92,6 +92,8 @@ pub struct CitizenSummary {
     pub name: Option<String>,
     /// Consent state with the given provider, if any.
     pub consent: Option<ConsentState>,
+    /// Messages addressed to the citizen.
+    pub messages: usize,
 }
 
 /// A position in an inbox: `(createdAt in ms, messageId)` of the last message seen.
@@ -435,6 +437,7 @@ impl Domain {
                     .ok()
                     .and_then(|code| core.store.consent(&code, provider))
                     .map(|c| c.state),
+                messages: core.store.messages().filter(|m| &m.citizen == id).count(),
             })
             .collect();
         list.sort_by(|a, b| (a.name.is_none(), &a.id).cmp(&(b.name.is_none(), &b.id)));

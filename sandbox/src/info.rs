@@ -79,6 +79,9 @@ pub struct CitizenInfo {
     pub name: String,
     /// Consent state towards the first provider (`provider-a` in the default seed).
     pub consent: CitizenConsent,
+    /// Messages in the citizen's inbox when the sandbox started (demos pick a full inbox).
+    #[serde(default)]
+    pub messages: usize,
 }
 
 /// A citizen's consent state towards one provider.

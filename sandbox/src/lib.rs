@@ -355,6 +355,7 @@ fn write_outputs(
                 Some(ConsentState::Revoked) => CitizenConsent::Revoked,
                 None => CitizenConsent::None,
             },
+            messages: c.messages,
         })
         .collect();
     let gateway_dir = dir.join("gateway");

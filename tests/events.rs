@@ -59,14 +59,7 @@ async fn revocation_through_the_feed_closes_the_window_long_before_the_cache_ttl
     );
 
     let before = last_seq(&h.dvv_calls("provider-a").await);
-    let revoked = h
-        .sandbox_admin(
-            "POST",
-            "/admin/consents/revoke",
-            Some(json!({"endUserId": citizen, "providerId": "provider-a"})),
-        )
-        .await;
-    assert_eq!(revoked.status, 200, "{:?}", revoked.json());
+    h.revoke_consent(&citizen).await;
     let took = wait_state(&h, &token, "Revoked", Duration::from_secs(20)).await;
     eprintln!("revocation enforced through the feed after {took:?} (cache TTL 120 s)");
     let list = h.call("GET", "/v1/messages", Some(&token)).await;

@@ -228,14 +228,7 @@ async fn a_revocation_is_honoured_within_the_bound() {
         h.call("GET", "/v1/messages", Some(&token)).await.status,
         200
     );
-    let revoked = h
-        .sandbox_admin(
-            "POST",
-            "/admin/consents/revoke",
-            Some(json!({"endUserId": citizen, "providerId": "provider-a"})),
-        )
-        .await;
-    assert_eq!(revoked.status, 200, "{:?}", revoked.json());
+    h.revoke_consent(&citizen).await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let after = h.call("GET", "/v1/messages", Some(&token)).await;
     assert_eq!(after.status, 403, "{:?}", after.json());
@@ -335,14 +328,7 @@ async fn dvv_refusing_a_revoked_consent_closes_the_window_at_once() {
         h.call("GET", "/v1/messages", Some(&token)).await.status,
         200
     );
-    let revoked = h
-        .sandbox_admin(
-            "POST",
-            "/admin/consents/revoke",
-            Some(json!({"endUserId": citizen, "providerId": "provider-a"})),
-        )
-        .await;
-    assert_eq!(revoked.status, 200);
+    h.revoke_consent(&citizen).await;
     let first = h.call("GET", "/v1/messages", Some(&token)).await;
     assert_eq!(first.status, 403, "{:?}", first.json());
     assert!(first.json()["consentServiceUrl"].is_string());

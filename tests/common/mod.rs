@@ -106,8 +106,8 @@ impl Harness {
         )
     }
 
-    /// Starts (or restarts) the gateway binary and waits until it is ready.
-    pub async fn start_gateway(&mut self) {
+    /// Starts the gateway binary without waiting for it to be ready (to kill it mid-work).
+    pub fn spawn_gateway(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -127,6 +127,11 @@ impl Harness {
             cmd.env(k, v);
         }
         self.gateway = Some(cmd.spawn().expect("gateway binary starts"));
+    }
+
+    /// Starts (or restarts) the gateway binary and waits until it is ready.
+    pub async fn start_gateway(&mut self) {
+        self.spawn_gateway();
         let ready = format!("{}/readyz", self.gateway_admin_url());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -322,6 +327,18 @@ impl Harness {
             headers: parts.headers,
             body,
         })
+    }
+
+    /// Revokes the citizen's consent for provider-a at DVV (the sandbox admin API).
+    pub async fn revoke_consent(&self, citizen: &str) {
+        let revoked = self
+            .sandbox_admin(
+                "POST",
+                "/admin/consents/revoke",
+                Some(json!({"endUserId": citizen, "providerId": "provider-a"})),
+            )
+            .await;
+        assert_eq!(revoked.status, 200, "{:?}", revoked.json());
     }
 
     /// Openings DVV has received, as the sandbox recorded them.

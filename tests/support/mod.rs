@@ -154,23 +154,5 @@ pub async fn consent_id(h: &Harness, citizen: &str) -> String {
 
 /// Starts the gateway binary without waiting for it to be ready (to kill it mid-work).
 pub fn spawn_gateway_unready(h: &mut Harness) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(h.gateway_log())
-        .expect("log file");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ikkuna"));
-    cmd.arg("run")
-        .arg("--config")
-        .arg(h.config_path())
-        .env("IKKUNA_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .kill_on_drop(true);
-    for (k, v) in &h.gateway_env {
-        cmd.env(k, v);
-    }
-    h.gateway = Some(cmd.spawn().expect("gateway binary starts"));
+    h.spawn_gateway();
 }

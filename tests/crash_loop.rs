@@ -1,0 +1,218 @@
+//! Crash consistency: at least 100 SIGKILLs at random moments while several citizens read
+//! several messages concurrently. After every kill the store passes SQLite's integrity check; at
+//! the end DVV has exactly one opening per message whose body the gateway released, at most one
+//! for a read cut short by a kill, and none for a message never read.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::Harness;
+use http_body_util::{BodyExt, Full};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rusqlite::{Connection, OpenFlags};
+
+const KILLS: usize = 100;
+
+fn integrity(h: &Harness) -> String {
+    let db = h.dir.path().join("gateway").join("ikkuna.db");
+    let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("store opens read-only");
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+        .expect("integrity_check runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
+    let started = Instant::now();
+    let mut h = Harness::start(&[]).await;
+
+    // Several active citizens, several Normal messages each: (citizen, message id).
+    let mut targets: Vec<(String, i64)> = Vec::new();
+    let mut all_messages: BTreeSet<i64> = BTreeSet::new();
+    let citizens: Vec<String> = h.info["citizens"]
+        .as_array()
+        .expect("citizens")
+        .iter()
+        .filter(|c| c["consent"] == "Active")
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    let mut readers = 0;
+    for citizen in &citizens {
+        let page = h
+            .call("GET", "/v1/messages?limit=100", Some(&h.token(citizen)))
+            .await
+            .json();
+        let ids: Vec<i64> = page["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| m["messageServiceType"] == "Normal")
+            .filter_map(|m| m["messageId"].as_i64())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        readers += 1;
+        for id in ids.iter().take(8) {
+            assert!(all_messages.insert(*id), "message ids are global");
+            targets.push((citizen.clone(), *id));
+        }
+        if readers == 3 {
+            break;
+        }
+    }
+    assert!(readers >= 2, "at least two citizens with Normal mail");
+    assert!(targets.len() >= 6, "{targets:?}");
+    // A few messages are never read: DVV must never hear of them.
+    let mut rng = rand::rng();
+    targets.shuffle(&mut rng);
+    let never_read: Vec<(String, i64)> = targets.split_off(targets.len() - 2);
+
+    let mut released: BTreeSet<i64> = BTreeSet::new();
+    let mut cut_short: BTreeSet<i64> = BTreeSet::new();
+    let (mut kills, mut restarts, mut reads_sent) = (0usize, 0usize, 0usize);
+    let mut integrity_checks = 0usize;
+    let mut refused: BTreeMap<u16, usize> = BTreeMap::new();
+    while kills < KILLS {
+        let batch: Vec<(String, i64)> = targets
+            .choose_multiple(&mut rng, rng.random_range(2..=6))
+            .cloned()
+            .collect();
+        let mut tasks = Vec::new();
+        for (citizen, id) in batch {
+            let token = h.token(&citizen);
+            let path = format!("/v1/messages/{id}");
+            let client_h = HarnessView::of(&h);
+            reads_sent += 1;
+            tasks.push((
+                id,
+                tokio::spawn(async move { client_h.read(&path, &token).await }),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..=150))).await;
+        h.kill_gateway().await;
+        kills += 1;
+        for (id, task) in tasks {
+            match task.await.expect("read task") {
+                Some(200) => {
+                    released.insert(id);
+                }
+                Some(status) => {
+                    *refused.entry(status).or_default() += 1;
+                }
+                None => {
+                    cut_short.insert(id);
+                }
+            }
+        }
+        assert_eq!(integrity(&h), "ok", "integrity check after kill {kills}");
+        integrity_checks += 1;
+        h.start_gateway().await;
+        restarts += 1;
+    }
+
+    // Let the deliverer settle everything the store holds.
+    let expected = |openings: &[serde_json::Value]| {
+        released
+            .iter()
+            .all(|id| openings.iter().any(|o| o["messageId"] == *id))
+    };
+    let openings = h.wait_openings(30, expected).await;
+    // Give a straggler report (a cut-short read recorded late) a moment, then read again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let openings = {
+        let again = h.dvv_openings().await;
+        if again.len() >= openings.len() {
+            again
+        } else {
+            openings
+        }
+    };
+    let mut per_message: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut rows_per_message: BTreeMap<i64, usize> = BTreeMap::new();
+    for o in openings.iter().filter(|o| o["providerId"] == "provider-a") {
+        let id = o["messageId"].as_i64().expect("messageId");
+        per_message
+            .entry(id)
+            .or_default()
+            .insert(o["openingId"].as_str().unwrap_or_default().to_owned());
+        *rows_per_message.entry(id).or_default() += 1;
+    }
+    for id in &released {
+        assert_eq!(
+            per_message.get(id).map(BTreeSet::len),
+            Some(1),
+            "exactly one opening id for released message {id}: {:?}",
+            per_message.get(id)
+        );
+        assert_eq!(rows_per_message.get(id), Some(&1), "one DVV row for {id}");
+    }
+    for (id, ids) in &per_message {
+        assert!(
+            released.contains(id) || cut_short.contains(id),
+            "opening for message {id} that was never released nor read"
+        );
+        assert_eq!(ids.len(), 1, "at most one opening id for {id}");
+        assert_eq!(rows_per_message[id], 1, "at most one DVV row for {id}");
+    }
+    for (_, id) in &never_read {
+        assert!(!per_message.contains_key(id), "never read, yet opened: {id}");
+    }
+    h.kill_gateway().await;
+    assert_eq!(integrity(&h), "ok", "integrity check at the end");
+    integrity_checks += 1;
+
+    let late = cut_short.iter().filter(|id| !released.contains(id));
+    let late_recorded = late
+        .clone()
+        .filter(|id| per_message.contains_key(id))
+        .count();
+    eprintln!(
+        "crash loop: {kills} SIGKILLs, {restarts} restarts, {reads_sent} reads sent, \
+         {} bodies released, {} reads cut short ({} of them never released, {late_recorded} of \
+         those recorded anyway), {} openings at DVV, {integrity_checks} integrity checks ok, complete non-200 answers {refused:?}, {:.1}s",
+        released.len(),
+        cut_short.len(),
+        late.count(),
+        per_message.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// What a spawned read needs from the harness (the harness itself stays with the test).
+struct HarnessView {
+    url: String,
+    client: common::HttpsClient,
+}
+
+impl HarnessView {
+    fn of(h: &Harness) -> Self {
+        Self {
+            url: h.gateway_url(),
+            client: h.client.clone(),
+        }
+    }
+
+    async fn read(&self, path: &str, token: &str) -> Option<u16> {
+        let req = http::Request::builder()
+            .uri(format!("{}{}", self.url, path))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let call = async {
+            let resp = self.client.request(req).await.ok()?;
+            let status = resp.status().as_u16();
+            resp.into_body().collect().await.ok()?;
+            Some(status)
+        };
+        tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .ok()
+            .flatten()
+    }
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::Harness;
 use http_body_util::{BodyExt, Full};
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use rusqlite::{Connection, OpenFlags};
 
@@ -30,7 +30,7 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
     let started = Instant::now();
     let mut h = Harness::start(&[]).await;
 
-    // Several active citizens, several Normal messages each: (citizen, message id).
+    // Every active citizen with Normal mail, up to 20 messages each: (citizen, message id).
     let mut targets: Vec<(String, i64)> = Vec::new();
     let mut all_messages: BTreeSet<i64> = BTreeSet::new();
     let citizens: Vec<String> = h.info["citizens"]
@@ -58,12 +58,9 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
             continue;
         }
         readers += 1;
-        for id in ids.iter().take(8) {
+        for id in ids.iter().take(20) {
             assert!(all_messages.insert(*id), "message ids are global");
             targets.push((citizen.clone(), *id));
-        }
-        if readers == 3 {
-            break;
         }
     }
     assert!(readers >= 2, "at least two citizens with Normal mail");
@@ -77,12 +74,26 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
     let mut cut_short: BTreeSet<i64> = BTreeSet::new();
     let (mut kills, mut restarts, mut reads_sent) = (0usize, 0usize, 0usize);
     let mut integrity_checks = 0usize;
+    let mut kills_after_new_openings = 0usize;
     let mut refused: BTreeMap<u16, usize> = BTreeMap::new();
     while kills < KILLS {
-        let batch: Vec<(String, i64)> = targets
-            .choose_multiple(&mut rng, rng.random_range(2..=6))
-            .cloned()
+        // Messages join the workload gradually (all of them by kill 80), so new openings are
+        // being recorded at kill time throughout the loop, not only in its first rounds; each
+        // batch prefers messages not yet released and adds some re-reads.
+        let pool = &targets[..targets.len().min(2 + kills * targets.len() / 80)];
+        let size = rng.random_range(2..=6);
+        let fresh: Vec<&(String, i64)> = pool
+            .iter()
+            .filter(|(_, id)| !released.contains(id))
             .collect();
+        let mut batch: Vec<(String, i64)> = fresh
+            .choose_multiple(&mut rng, size / 2 + 1)
+            .map(|t| (*t).clone())
+            .collect();
+        batch.extend(
+            pool.choose_multiple(&mut rng, size - batch.len().min(size))
+                .cloned(),
+        );
         let mut tasks = Vec::new();
         for (citizen, id) in batch {
             let token = h.token(&citizen);
@@ -97,6 +108,7 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..=150))).await;
         h.kill_gateway().await;
         kills += 1;
+        let released_before = released.len();
         for (id, task) in tasks {
             match task.await.expect("read task") {
                 Some(200) => {
@@ -109,6 +121,9 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
                     cut_short.insert(id);
                 }
             }
+        }
+        if released.len() > released_before {
+            kills_after_new_openings += 1;
         }
         assert_eq!(integrity(&h), "ok", "integrity check after kill {kills}");
         integrity_checks += 1;
@@ -161,7 +176,10 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
         assert_eq!(rows_per_message[id], 1, "at most one DVV row for {id}");
     }
     for (_, id) in &never_read {
-        assert!(!per_message.contains_key(id), "never read, yet opened: {id}");
+        assert!(
+            !per_message.contains_key(id),
+            "never read, yet opened: {id}"
+        );
     }
     h.kill_gateway().await;
     assert_eq!(integrity(&h), "ok", "integrity check at the end");
@@ -173,9 +191,12 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
         .filter(|id| per_message.contains_key(id))
         .count();
     eprintln!(
-        "crash loop: {kills} SIGKILLs, {restarts} restarts, {reads_sent} reads sent, \
+        "crash loop: {readers} citizens, {} messages read, {} never read, {kills} SIGKILLs \
+         ({kills_after_new_openings} right after new openings), {restarts} restarts, {reads_sent} reads sent, \
          {} bodies released, {} reads cut short ({} of them never released, {late_recorded} of \
          those recorded anyway), {} openings at DVV, {integrity_checks} integrity checks ok, complete non-200 answers {refused:?}, {:.1}s",
+        targets.len(),
+        never_read.len(),
         released.len(),
         cut_short.len(),
         late.count(),

@@ -10,11 +10,22 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Record { consent: u8, message: i64 },
+    Record {
+        consent: u8,
+        message: i64,
+    },
     Due,
-    Delivered { pick: prop::sample::Index, first_open: bool },
-    Failed { pick: prop::sample::Index, later: bool },
-    Park { pick: prop::sample::Index },
+    Delivered {
+        pick: prop::sample::Index,
+        first_open: bool,
+    },
+    Failed {
+        pick: prop::sample::Index,
+        later: bool,
+    },
+    Park {
+        pick: prop::sample::Index,
+    },
     Requeue,
     UnknownId,
 }
@@ -85,9 +96,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             !model.states.contains_key(&got.opening_id),
                             "opening ids are unique"
                         );
-                        model
-                            .ids
-                            .insert((consent, message), got.opening_id.clone());
+                        model.ids.insert((consent, message), got.opening_id.clone());
                         model
                             .states
                             .insert(got.opening_id.clone(), State::Pending { deferred: false });
@@ -130,7 +139,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     } else {
                         Utc::now() - Duration::seconds(1)
                     };
-                    outbox.mark_failed(&id, "unavailable", next).await.expect("failed");
+                    outbox
+                        .mark_failed(&id, "unavailable", next)
+                        .await
+                        .expect("failed");
                     let state = model.states.get_mut(&id).expect("known");
                     if let State::Pending { .. } = state {
                         *state = State::Pending { deferred: later };
@@ -159,7 +171,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::UnknownId => {
                 // Unknown ids change nothing, whatever is done to them.
                 let id = uuid::Uuid::new_v4().to_string();
-                outbox.mark_delivered(&id, true, Utc::now()).await.expect("ok");
+                outbox
+                    .mark_delivered(&id, true, Utc::now())
+                    .await
+                    .expect("ok");
                 outbox.mark_failed(&id, "x", Utc::now()).await.expect("ok");
                 outbox.park(&id, "x").await.expect("ok");
             }
@@ -186,7 +201,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .await
         .expect("reopens");
     let stats = again.stats().await.expect("stats");
-    prop_assert_eq!(stats.delivered, model.count(|s| matches!(s, State::Delivered { .. })));
+    prop_assert_eq!(
+        stats.delivered,
+        model.count(|s| matches!(s, State::Delivered { .. }))
+    );
     prop_assert_eq!(
         stats.pending + stats.parked + stats.delivered,
         model.states.len() as u64
@@ -195,7 +213,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 40,
+        max_shrink_iters: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn outbox_matches_its_model(ops in prop::collection::vec(op(), 1..40)) {

@@ -20,8 +20,13 @@ fn days_in_month(year: u16, month: u8) -> u8 {
 
 /// A valid (day, month, year, sign, individual) covering all three centuries and every sign.
 fn valid_parts() -> impl Strategy<Value = (u8, u8, u16, char, u16)> {
-    (1800u16..=2099, 1u8..=12, any::<prop::sample::Index>(), 2u16..=999).prop_flat_map(
-        |(year, month, sign_pick, individual)| {
+    (
+        1800u16..=2099,
+        1u8..=12,
+        any::<prop::sample::Index>(),
+        2u16..=999,
+    )
+        .prop_flat_map(|(year, month, sign_pick, individual)| {
             let signs = match year {
                 1800..=1899 => SIGNS_1800,
                 1900..=1999 => SIGNS_1900,
@@ -30,8 +35,7 @@ fn valid_parts() -> impl Strategy<Value = (u8, u8, u16, char, u16)> {
             let sign = *sign_pick.get(signs);
             (1..=days_in_month(year, month))
                 .prop_map(move |day| (day, month, year, sign, individual))
-        },
-    )
+        })
 }
 
 /// Characters a mutation may put in: everything the parser treats specially, plus any char.
@@ -39,7 +43,9 @@ fn replacement() -> impl Strategy<Value = char> {
     prop_oneof![
         prop::char::range('0', '9'),
         prop::sample::select(
-            "+-YXWVUABCDEFHJKLMNPRSTabcdefyxw ".chars().collect::<Vec<_>>()
+            "+-YXWVUABCDEFHJKLMNPRSTabcdefyxw "
+                .chars()
+                .collect::<Vec<_>>()
         ),
         any::<char>(),
     ]

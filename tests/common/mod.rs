@@ -45,6 +45,17 @@ pub struct Harness {
 impl Harness {
     /// Starts the sandbox and the gateway with extra `IKKUNA_…` environment overrides.
     pub async fn start(env: &[(&str, &str)]) -> Harness {
+        let mut h = Harness::with_sandbox().await;
+        h.gateway_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        h.start_gateway().await;
+        h
+    }
+
+    /// Starts only the sandbox; the caller sets `gateway_env` and then starts the gateway.
+    pub async fn with_sandbox() -> Harness {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
         let sandbox = ikkuna_sandbox::start(ikkuna_sandbox::SandboxOptions::new(dir.path()))
@@ -55,19 +66,14 @@ impl Harness {
         )
         .expect("sandbox.json is JSON");
         let client = https_client(Path::new(info["caCert"].as_str().expect("caCert")));
-        let mut h = Harness {
+        Harness {
             dir,
             sandbox: Some(sandbox),
             info,
             gateway: None,
             client,
-            gateway_env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        h.start_gateway().await;
-        h
+            gateway_env: Vec::new(),
+        }
     }
 
     /// Stops the sandbox DVV backend (DVV down).

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ikkuna::dvv::{DvvClient, Event};
-use serde_json::Value;
 
-use crate::common::{https_client, Harness};
+use crate::common::Harness;
 use crate::receiver::Receiver;
 
 /// The HMAC key the tests configure (64 hex characters, as `openssl rand -hex 32` writes).
@@ -17,18 +16,11 @@ pub const SECRET: &str = "6b1f0c3e9d2a4b5c8e7f60123456789abcdef0123456789abcdef0
 /// A sandbox, a webhook receiver answering `status`, and the gateway configured to deliver to it
 /// (plus the extra `env`).
 pub async fn start_with_receiver(env: &[(&str, &str)], status: u16) -> (Harness, Receiver) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sandbox = ikkuna_sandbox::start(ikkuna_sandbox::SandboxOptions::new(dir.path()))
-        .await
-        .expect("sandbox starts");
-    let info: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("sandbox.json")).expect("sandbox.json"),
-    )
-    .expect("sandbox.json is JSON");
+    let mut h = Harness::with_sandbox().await;
+    let info = h.info.clone();
     let path = |key: &str| PathBuf::from(info[key].as_str().expect(key));
     let receiver = Receiver::start(&path("gatewayCert"), &path("gatewayKey"), status).await;
-    let secret = dir.path().join("webhook.secret");
+    let secret = h.dir.path().join("webhook.secret");
     std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
     #[cfg(unix)]
     {
@@ -58,15 +50,7 @@ pub async fn start_with_receiver(env: &[(&str, &str)], status: u16) -> (Harness,
         gateway_env.retain(|(key, _)| key != k);
         gateway_env.push((k.to_string(), v.to_string()));
     }
-    let client = https_client(&path("caCert"));
-    let mut h = Harness {
-        dir,
-        sandbox: Some(sandbox),
-        info,
-        gateway: None,
-        client,
-        gateway_env,
-    };
+    h.gateway_env = gateway_env;
     h.start_gateway().await;
     (h, receiver)
 }

@@ -21,6 +21,9 @@
 //! ```
 //!
 //! Without `--webhook-secret-file` the inbox works the same, without the webhook receiver.
+//!
+//! `tests/browser.rs` includes this file as a module and starts it in-process with [`start`], then
+//! drives the inbox in headless Chromium.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -49,19 +52,19 @@ use serde_json::Value;
 /// Command line of the example.
 #[derive(Parser, Debug)]
 #[command(about = "A stand-in operator backend with a small inbox page, for the Ikkuna sandbox")]
-struct Args {
+pub struct Args {
     /// The sandbox data directory (holds sandbox.json).
     #[arg(long, default_value = "data/sandbox")]
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Where the inbox page listens (plain HTTP: keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:8088")]
-    listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Where the HTTPS webhook receiver listens (path `/webhooks`).
     #[arg(long, default_value = "127.0.0.1:8089")]
-    webhook_listen: SocketAddr,
+    pub webhook_listen: SocketAddr,
     /// The webhook secret shared with the gateway (`webhooks.secret_file`); no receiver without it.
     #[arg(long)]
-    webhook_secret_file: Option<PathBuf>,
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// What the example reads from the sandbox's `sandbox.json`.
@@ -160,7 +163,27 @@ type Shared = Arc<AppState>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let running = start(Args::parse()).await?;
+    if let Some(hooks) = running.webhooks {
+        println!("webhook receiver: https://{hooks}/webhooks");
+    }
+    println!("inbox: http://{}/", running.inbox);
+    running.served.await?
+}
+
+/// The example's listeners once bound (ports resolved, so `127.0.0.1:0` works), serving in the
+/// background; the browser test (`tests/browser.rs`) starts the example in-process through it.
+pub struct Running {
+    /// Where the inbox page answers.
+    pub inbox: SocketAddr,
+    /// Where the webhook receiver answers, when a webhook secret was given.
+    pub webhooks: Option<SocketAddr>,
+    /// The inbox server; it ends only on an error.
+    pub served: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Reads the sandbox's `sandbox.json`, binds the listeners and serves them in the background.
+pub async fn start(args: Args) -> anyhow::Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     let info: SandboxInfo = serde_json::from_slice(
@@ -187,13 +210,14 @@ async fn main() -> anyhow::Result<()> {
         webhook_secret,
     });
 
+    let mut webhooks = None;
     if state.webhook_secret.is_some() {
         let tls = webhook_tls(&info.gateway_cert, &info.gateway_key)?;
         let hooks = Router::new()
             .route("/webhooks", post(receive_webhook))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(args.webhook_listen).await?;
-        println!("webhook receiver: https://{}/webhooks", args.webhook_listen);
+        webhooks = Some(listener.local_addr()?);
         tokio::spawn(serve_tls(listener, tls, hooks));
     }
 
@@ -207,9 +231,16 @@ async fn main() -> anyhow::Result<()> {
         .route("/messages/{id}/attachments/{aid}", get(attachment))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!("inbox: http://{}/", args.listen);
-    axum::serve(listener, app).await?;
-    Ok(())
+    let inbox = listener.local_addr()?;
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app).await?;
+        Ok(())
+    });
+    Ok(Running {
+        inbox,
+        webhooks,
+        served,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,10 +422,11 @@ You can give your consent in {link}; then come back and <a href="/inbox">refresh
         let id = m["messageId"].as_i64().unwrap_or(0);
         let is_unread = m["readAt"].is_null();
         unread += usize::from(is_unread);
+        // The state is words (visible "Unread", and "Read" for screen readers), never colour only.
         let marker = if is_unread {
             r#"<strong class="unread">Unread</strong> "#
         } else {
-            ""
+            r#"<span class="visually-hidden">Read: </span>"#
         };
         let verifiable =
             if m["messageServiceType"] == "Verifiable" && m["receiptConfirmedAt"].is_null() {
@@ -426,7 +458,8 @@ You can give your consent in {link}; then come back and <a href="/inbox">refresh
             r#"<h1>Authority mail <span id="unread-count" class="badge">{unread} unread</span></h1>
 <p id="consent-state" data-state="Active">You have allowed this service to show your authority mail. You can withdraw it in {link}.</p>
 <p><a href="/inbox">Refresh</a></p>
-<ul class="plain" id="messages">{items}</ul>{next}{events}{out}"#,
+<h2 id="messages-heading">Messages</h2>
+<ul class="plain" id="messages" aria-labelledby="messages-heading">{items}</ul>{next}{events}{out}"#,
             events = events_section(&state, &consent_id),
             out = SIGN_OUT
         ),
@@ -473,7 +506,7 @@ confirm that you have received it; the sender is told when you did.</p>
     let mut files = String::new();
     for a in m["attachments"].as_array().into_iter().flatten() {
         files.push_str(&format!(
-            r#"<li><a class="attachment" href="/messages/{id}/attachments/{aid}" download>{name}</a> <span class="meta">({media}, {size} bytes)</span></li>"#,
+            r#"<li><a class="attachment" href="/messages/{id}/attachments/{aid}" data-attachment-id="{aid}" data-size="{size}" download>{name}</a> <span class="meta">({media}, {size} bytes)</span></li>"#,
             aid = a["attachmentId"].as_i64().unwrap_or(0),
             name = esc(a["name"].as_str().unwrap_or("attachment")),
             media = esc(a["mediaType"].as_str().unwrap_or("")),
@@ -483,11 +516,13 @@ confirm that you have received it; the sender is told when you did.</p>
     let files = if files.is_empty() {
         String::new()
     } else {
-        format!(r#"<h2>Attachments</h2><ul id="attachments">{files}</ul>"#)
+        format!(
+            r#"<h2 id="attachments-heading">Attachments</h2><ul id="attachments" aria-labelledby="attachments-heading">{files}</ul>"#
+        )
     };
     let receipt = match m["receiptConfirmedAt"].as_str() {
         Some(at) => format!(
-            r#"<p id="receipt-confirmed">Receipt confirmed {}</p>"#,
+            r#"<p id="receipt-confirmed" role="status">Receipt confirmed {}</p>"#,
             esc(at)
         ),
         None => String::new(),
@@ -758,7 +793,8 @@ fn page(title: &str, main: &str) -> Html<String> {
 body {{ font: 1rem/1.5 system-ui, sans-serif; max-width: 46rem; margin: 0 auto; padding: 1rem; color: #111; background: #fff; }}
 a {{ color: #0645ad; }} a:focus, button:focus {{ outline: 3px solid #f90; outline-offset: 2px; }}
 .plain {{ list-style: none; padding: 0; }} .message {{ padding: .6rem 0; border-bottom: 1px solid #ccc; }}
-.unread {{ background: #0b5; color: #fff; padding: 0 .4rem; border-radius: .3rem; }}
+.unread {{ background: #0a6b35; color: #fff; padding: 0 .4rem; border-radius: .3rem; }}
+.visually-hidden {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }}
 .badge {{ font-size: .9rem; background: #222; color: #fff; padding: .1rem .5rem; border-radius: 1rem; }}
 .tag {{ font-size: .85rem; border: 1px solid #555; padding: 0 .3rem; }} .meta {{ color: #444; font-size: .9rem; }}
 .notice {{ border-left: 4px solid #c60; padding-left: .8rem; }} .body {{ white-space: pre-wrap; }}

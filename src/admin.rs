@@ -23,22 +23,16 @@ pub fn router(window: Arc<Window>) -> Router {
 
 /// Ready only when DVV answers with a valid token and the outbox can record openings: a gateway
 /// that cannot record an opening must not be sent traffic that would release bodies.
+/// The assertion keys must be loaded too (a JWKS URL can be down at start); `reason` names each
+/// dependency that is down (see [`crate::health`]).
 async fn readyz(State(window): State<Arc<Window>>) -> Response {
-    let store = window.outbox.check_writable().await;
-    let dvv = window.dvv.ensure_token().await;
-    let ok = store.is_ok() && dvv.is_ok();
-    let body = json!({
-        "status": if ok { "ready" } else { "not ready" },
-        "store": if store.is_ok() { "writable" } else { "not writable" },
-        "dvv": match &dvv { Ok(()) => "authenticated", Err(e) => e.kind() },
-    });
-    if ok {
-        (StatusCode::OK, Json(body)).into_response()
+    let readiness = crate::health::readiness(&window).await;
+    let status = if readiness.ready {
+        StatusCode::OK
     } else {
-        let mut body = body;
-        body["reason"] = json!("Not ready: see store and dvv");
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness.body)).into_response()
 }
 
 /// Prometheus exposition. Figures owned by other parts (consent cache, outbox, webhook queue,
@@ -55,6 +49,7 @@ async fn metrics(State(window): State<Arc<Window>>) -> Response {
     m.refresh_outbox(window.outbox.stats().await.ok());
     m.refresh_webhooks(window.webhooks.stats().await.ok());
     m.refresh_feed(window.feed.stats());
+    crate::health::refresh_metrics(&window);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -59,7 +59,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         .await
         .context("store: cannot open the openings outbox")?;
     let dvv = DvvClient::new(&config.dvv).context("dvv: cannot set up the DVV client")?;
-    let verifier = AssertionVerifier::new(verifier_settings(&config.assertions))
+    let verifier_settings = verifier_settings(&config.assertions);
+    let keys = verifier_settings.keys_status.clone();
+    let verifier = AssertionVerifier::new(verifier_settings)
         .await
         .context("assertions: cannot set up citizen assertion verification")?;
     let consents = ConsentCache::new(ConsentCacheSettings {
@@ -81,12 +83,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         consents,
         dvv: dvv.clone(),
         outbox: outbox.clone(),
+        recorded: Default::default(),
         consent_service_url: config.dvv.consent_service_url.to_string(),
         limits: rate_limits.clone(),
         audit: audit.clone(),
         webhooks: crate::webhooks::WebhookQueue::new(outbox.clone()),
         feed: crate::events::FeedStatus::default(),
+        keys,
     });
+    crate::health::metrics();
 
     let api_listener = TcpListener::bind(config.server.listen)
         .await
@@ -131,13 +136,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         tokio::spawn(server::serve(
             admin_listener,
             None,
-            crate::admin::router(window),
+            crate::admin::router(window.clone()),
             admin_limits,
             stopped,
         )),
     ];
     let mut tasks = tasks;
     tasks.extend(pipelines);
+    tasks.push(openings::spawn_store_probe(
+        window.outbox.clone(),
+        openings::ProbeSettings::default(),
+        stop.subscribe(),
+    ));
+    tasks.push(crate::health::spawn_keys_retry(
+        window.clone(),
+        Duration::from_secs(2),
+        stop.subscribe(),
+    ));
     tracing::info!(%api_addr, %admin_addr, "gateway started");
     Ok(RunningGateway {
         api_addr,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod consent;
 pub mod dvv;
 pub mod events;
+pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod openings;

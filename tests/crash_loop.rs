@@ -1,9 +1,13 @@
 //! Crash consistency: at least 100 SIGKILLs at random moments while several citizens read
-//! several messages concurrently. After every kill the store passes SQLite's integrity check; at
-//! the end DVV has exactly one opening per message whose body the gateway released, at most one
-//! for a read cut short by a kill, and none for a message never read.
+//! several messages concurrently and webhooks are being delivered. After every kill the store
+//! passes SQLite's integrity check; at the end DVV has exactly one opening per message whose body
+//! the gateway released, at most one for a read cut short by a kill, and none for a message never
+//! read; and the webhook receiver has every event of DVV's feed (under the event's own id: a
+//! redelivery after a kill repeats the id, never mints another).
 
 mod common;
+mod receiver;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -28,7 +32,8 @@ fn integrity(h: &Harness) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
     let started = Instant::now();
-    let mut h = Harness::start(&[]).await;
+    let (mut h, rx) = support::start_with_receiver(&[], 200).await;
+    let mut created: Vec<i64> = Vec::new();
 
     // Every active citizen with Normal mail, up to 20 messages each: (citizen, message id).
     let mut targets: Vec<(String, i64)> = Vec::new();
@@ -105,6 +110,23 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
                 tokio::spawn(async move { client_h.read(&path, &token).await }),
             ));
         }
+        // Every few rounds a new message arrives: its `message.created` event is fed and delivered
+        // while kills go on (it is never read).
+        if kills % 4 == 0 {
+            let citizen = targets
+                .choose(&mut rng)
+                .map(|t| t.0.clone())
+                .unwrap_or_default();
+            let a = h
+                .sandbox_admin(
+                    "POST",
+                    "/admin/messages",
+                    Some(serde_json::json!({"endUserId": citizen, "title": "Crash", "body": "b"})),
+                )
+                .await;
+            assert_eq!(a.status, 201, "{:?}", a.json());
+            created.push(a.json()["messageId"].as_i64().expect("messageId"));
+        }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..=150))).await;
         h.kill_gateway().await;
         kills += 1;
@@ -175,12 +197,36 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
         assert_eq!(ids.len(), 1, "at most one opening id for {id}");
         assert_eq!(rows_per_message[id], 1, "at most one DVV row for {id}");
     }
-    for (_, id) in &never_read {
+    for id in never_read.iter().map(|(_, id)| id).chain(&created) {
         assert!(
             !per_message.contains_key(id),
             "never read, yet opened: {id}"
         );
     }
+
+    // Webhooks: every event of DVV's feed reaches the receiver under its own id.
+    let feed = support::feed(&h, "provider-a").await;
+    let expected: BTreeSet<String> = feed
+        .iter()
+        .filter_map(|e| ikkuna::webhooks::WebhookEvent::from_feed(e).map(|w| w.id))
+        .collect();
+    let delivered_ids = |d: &[receiver::Delivery]| -> BTreeSet<String> {
+        d.iter()
+            .filter(|d| d.ok())
+            .map(|d| d.header("ikkuna-event-id").to_owned())
+            .collect()
+    };
+    let deliveries = rx
+        .wait_for(60, "every webhook event after the kills", |d| {
+            expected.is_subset(&delivered_ids(d))
+        })
+        .await;
+    let ids = delivered_ids(&deliveries);
+    assert_eq!(
+        ids, expected,
+        "no webhook id that DVV's feed does not explain"
+    );
+    let ok_deliveries = deliveries.iter().filter(|d| d.ok()).count();
     h.kill_gateway().await;
     assert_eq!(integrity(&h), "ok", "integrity check at the end");
     integrity_checks += 1;
@@ -194,13 +240,18 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
         "crash loop: {readers} citizens, {} messages read, {} never read, {kills} SIGKILLs \
          ({kills_after_new_openings} right after new openings), {restarts} restarts, {reads_sent} reads sent, \
          {} bodies released, {} reads cut short ({} of them never released, {late_recorded} of \
-         those recorded anyway), {} openings at DVV, {integrity_checks} integrity checks ok, complete non-200 answers {refused:?}, {:.1}s",
+         those recorded anyway), {} openings at DVV, {integrity_checks} integrity checks ok, complete non-200 answers {refused:?}, \
+         {} webhook events ({} messages created mid-loop) all delivered, {} deliveries ({} redelivered after a kill), {:.1}s",
         targets.len(),
         never_read.len(),
         released.len(),
         cut_short.len(),
         late.count(),
         per_message.len(),
+        expected.len(),
+        created.len(),
+        ok_deliveries,
+        ok_deliveries - expected.len(),
         started.elapsed().as_secs_f64()
     );
 }

@@ -5,7 +5,13 @@
 #     TOML parses and matches the ports and data dir; kustomization lists files that exist;
 #   - ikkuna.service passes `systemd-analyze verify` with no warning (if systemd-analyze exists);
 #   - nginx-front.conf passes `nginx -t` with throwaway certificates (if nginx exists) and keeps
-#     the no-buffering directives.
+#     the no-buffering directives;
+#   - the repository's Dockerfile (when run from a checkout) is multi-stage, ends non-root as the
+#     manifests' runAsUser, declares the data directory a VOLUME, exposes the manifests' ports,
+#     copies no key material and ADDs nothing; .dockerignore keeps target/, .git and keys out;
+#   - the probe and scrape paths the manifests name are routes of the admin listener
+#     (src/admin.rs, when run from a checkout).
+# Fast (about a second) and offline: CI runs it as is (.ci/run).
 # With --live GATEWAY_BIN (a build with the sandbox feature, e.g. target/release/ikkuna) it also
 # runs the sandbox behind nginx-front.conf, reads a message through it, and streams the 1 GiB
 # attachment to a throttled client while checking that nginx holds no temporary file (minting the
@@ -24,7 +30,7 @@ trap cleanup EXIT
 
 echo "== kubernetes manifests"
 (cd "$here/kubernetes" && python3 - <<'PY'
-import glob, os, tomllib, yaml
+import glob, os, re, tomllib, yaml
 docs = {f: [d for d in yaml.safe_load_all(open(f)) if d is not None] for f in sorted(glob.glob("*.yaml"))}
 for f, ds in docs.items():
     print(f"  {f}: " + ", ".join(f"{d['kind']}/{d.get('metadata', {}).get('name', '-')}" for d in ds))
@@ -57,6 +63,25 @@ assert sm["spec"]["selector"]["matchLabels"].items() <= headless["metadata"]["la
 k = docs["kustomization.yaml"][0]
 assert all(os.path.exists(r) for r in k["resources"])
 assert "deployment.yaml" not in k["resources"]
+# One gateway image everywhere (main container and check-config), the one kustomize renames.
+images = set()
+for f in ("statefulset.yaml", "deployment.yaml"):
+    spec = docs[f][0]["spec"]["template"]["spec"]
+    images |= {c["image"] for c in spec["containers"] + spec["initContainers"] if c["name"] != "private-keys"}
+    assert spec["securityContext"]["runAsUser"] == 10001 and spec["securityContext"]["runAsGroup"] == 10001, f
+assert len(images) == 1, images
+(image,) = images
+assert [i["name"] for i in k.get("images", [])] == [image.rsplit(":", 1)[0]], (k.get("images"), image)
+# The paths probed and scraped must be routes of the admin listener.
+probed = {sm["spec"]["endpoints"][0]["path"]}
+for f in ("statefulset.yaml", "deployment.yaml"):
+    c = docs[f][0]["spec"]["template"]["spec"]["containers"][0]
+    probed |= {c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe", "startupProbe") if p in c}
+admin_rs = os.path.join("..", "..", "..", "src", "admin.rs")
+if os.path.exists(admin_rs):
+    routes = set(re.findall(r'\.route\(\s*"([^"]+)"', open(admin_rs).read()))
+    assert probed <= routes, f"probed {sorted(probed)} but the admin listener serves {sorted(routes)}"
+    print(f"  probe/scrape paths {sorted(probed)} are admin routes")
 print("  ok")
 PY
 )
@@ -106,6 +131,73 @@ if command -v nginx >/dev/null; then
     echo "  ok (nginx -t)"
 else
     echo "  skipped: nginx not installed"
+fi
+
+echo "== Dockerfile"
+root="$(cd "$here/../.." && pwd)"
+if [[ -f "$root/Dockerfile" ]]; then
+    python3 - "$root" "$here/kubernetes" <<'PY'
+import glob, os, re, shlex, sys, tomllib, yaml
+root, kube = sys.argv[1], sys.argv[2]
+text = open(os.path.join(root, "Dockerfile")).read()
+# Instructions with their line continuations joined, comments and parser directives dropped.
+lines = []
+for raw in re.sub(r"\\\n", " ", text).splitlines():
+    raw = raw.strip()
+    if raw and not raw.startswith("#"):
+        word, _, rest = raw.partition(" ")
+        lines.append((word.upper(), rest.strip()))
+stages = [i for i, (w, _) in enumerate(lines) if w == "FROM"]
+assert len(stages) >= 2, "multi-stage: a builder and a runtime stage"
+# Global ARG defaults resolve the base images named in FROM.
+args = dict(r.partition("=")[::2] for w, r in lines[: stages[0]] if w == "ARG")
+base = lambda i: re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), lines[i][1].split()[0])
+assert base(stages[0]).startswith("rust:"), f"builder stage from the Rust image: {base(stages[0])}"
+runtime = base(stages[-1])
+assert "distroless" in runtime or "slim" in runtime, f"minimal runtime image: {runtime}"
+final = lines[stages[-1]:]
+ins = lambda w, part=final: [r for x, r in part if x == w]
+# Secrets and remote content never enter the image.
+assert not ins("ADD", lines), "use COPY, not ADD (no remote URLs or auto-extracted archives)"
+for w, r in lines:
+    if w in ("COPY", "ADD"):
+        assert not re.search(r"\.(key|pem|secret|p12)\b|/private/", r), f"{w} of key material: {r}"
+    if w in ("ENV", "ARG"):
+        assert not re.search(r"(SECRET|PASSWORD|TOKEN|PRIVATE)", r, re.I), f"{w} that looks like a secret: {r}"
+assert any("--locked" in r for r in ins("RUN", lines)), "cargo build --locked"
+# The runtime stage: non-root as the manifests, the data directory a volume, the listeners.
+users = ins("USER")
+assert users, "the runtime stage sets USER"
+uid, _, gid = users[-1].partition(":")
+assert uid.isdigit() and int(uid) != 0, f"USER must be a numeric non-root UID (runAsNonRoot checks it): {users[-1]}"
+sts = yaml.safe_load(open(os.path.join(kube, "statefulset.yaml")))
+pod = sts["spec"]["template"]["spec"]
+assert int(uid) == pod["securityContext"]["runAsUser"], "USER is the manifests' runAsUser"
+assert not gid or int(gid) == pod["securityContext"]["runAsGroup"], "group is the manifests' runAsGroup"
+cfg = tomllib.loads(yaml.safe_load(open(os.path.join(kube, "configmap.yaml")))["data"]["ikkuna.toml"])
+volumes = {v for r in ins("VOLUME") for v in (yaml.safe_load(r) if r.startswith("[") else r.split())}
+assert cfg["store"]["data_dir"] in volumes, f"VOLUME {cfg['store']['data_dir']}: {volumes}"
+exposed = {int(p.split("/")[0]) for r in ins("EXPOSE") for p in r.split()}
+ports = {p["containerPort"] for p in pod["containers"][0]["ports"]}
+assert exposed == ports, f"EXPOSE {exposed} = containerPorts {ports}"
+entry = ins("ENTRYPOINT")[-1]
+unit = open(os.path.join(kube, "..", "ikkuna.service")).read()
+binary = yaml.safe_load(entry)[0]
+assert re.search(r"^ExecStart=" + re.escape(binary) + " ", unit, re.M), f"same binary path as the unit: {binary}"
+assert not ins("HEALTHCHECK") or "distroless" not in runtime, "distroless has nothing to run a HEALTHCHECK with"
+ignore = open(os.path.join(root, ".dockerignore")).read().split()
+for needed in (".git", "target/", "*.key", "*.pem", "*.secret"):
+    assert needed in ignore, f".dockerignore lacks {needed}"
+print(f"  ok (builder {base(stages[0])}, runtime {runtime}, USER {users[-1]}, VOLUME {sorted(volumes)}, EXPOSE {sorted(exposed)})")
+PY
+    if command -v docker >/dev/null && docker info >/dev/null 2>&1 && [[ "${IKKUNA_DOCKER_BUILD:-}" == 1 ]]; then
+        docker build -t ikkuna:check "$root"
+        echo "  ok (docker build)"
+    else
+        echo "  image not built (set IKKUNA_DOCKER_BUILD=1 with a running Docker daemon to build it)"
+    fi
+else
+    echo "  skipped: no Dockerfile at $root (not run from a checkout)"
 fi
 
 if [[ "${1:-}" == "--live" ]]; then

@@ -135,11 +135,13 @@ fn two_digits(b: &[u8]) -> u16 {
     u16::from(b[0] - b'0') * 10 + u16::from(b[1] - b'0')
 }
 
+/// `date` is six digits when parsing, but `compose` passes whatever its parts format to (up to
+/// eight digits, e.g. day 255 and month 255), so the arithmetic is in `u64` and cannot overflow.
 fn check_character(date: &[u8], individual: u32) -> u8 {
     let date_number = date
         .iter()
-        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-    let n = date_number * 1000 + individual;
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    let n = date_number * 1000 + u64::from(individual);
     CHECK_CHARACTERS[(n % 31) as usize]
 }
 

@@ -133,12 +133,38 @@ impl From<crate::limits::Refusal> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
-    fn from(_: StoreError) -> Self {
-        Self::new(
+    fn from(e: StoreError) -> Self {
+        let (reason, kind) = match e {
+            StoreError::DiskFull => (
+                "The gateway's store is full, so it cannot record the opening of this message and does not release it; try again later",
+                "store_full",
+            ),
+            StoreError::ReadOnly => (
+                "The gateway's store is read-only, so it cannot record the opening of this message and does not release it; try again later",
+                "store_read_only",
+            ),
+            _ => (
+                "The gateway's store cannot record the opening of this message right now, so it does not release it; try again later",
+                "store_unavailable",
+            ),
+        };
+        let mut out = Self::new(StatusCode::SERVICE_UNAVAILABLE, reason, kind);
+        out.details.retry_after = Some(5);
+        out
+    }
+}
+
+impl ApiError {
+    /// The citizen assertion keys (JWKS) are not loaded yet: no assertion can be verified, which
+    /// is the gateway's dependency failing, not the citizen's credential.
+    pub fn assertion_keys_unavailable() -> Self {
+        let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "The gateway cannot record the opening of this message right now, so it does not release it; try again later",
-            "store_unavailable",
-        )
+            "The gateway has not been able to load the identity service's signing keys (JWKS), so it cannot verify citizen assertions right now; try again later",
+            "assertion_keys_unavailable",
+        );
+        e.details.retry_after = Some(5);
+        e
     }
 }
 

@@ -22,7 +22,14 @@ pub async fn citizen(window: &Window, headers: &HeaderMap) -> Result<Citizen, Ap
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let citizen = window.verifier.verify(authorization).await?;
+    let citizen = match window.verifier.verify(authorization).await {
+        Ok(citizen) => citizen,
+        // Without any key set (the JWKS URL has not answered since start) the fault is ours.
+        Err(crate::citizen::AssertionError::UnknownKey) if !window.keys.loaded() => {
+            return Err(ApiError::assertion_keys_unavailable())
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Audit and rate limits name the citizen only by keyed pseudonyms.
     window.audit.note_citizen(&citizen.identity);
     window

@@ -98,9 +98,10 @@ pub async fn get_message(
         return Err(ApiError::receipt_required(summary, answer.trace_id));
     }
     window
-        .outbox
-        .record_opening(&admitted.consent_id, message_id)
-        .await?;
+        .recorded
+        .ensure(&window.outbox, &admitted.consent_id, message_id)
+        .await
+        .map_err(refuse_release)?;
     Ok(json_no_store(
         StatusCode::OK,
         &detail,
@@ -145,9 +146,10 @@ pub async fn get_attachment(
         .await
         .map_err(|e| forget_if_revoked(&window, &admitted.consent_id, e))?;
     window
-        .outbox
-        .record_opening(&admitted.consent_id, message_id)
-        .await?;
+        .recorded
+        .ensure(&window.outbox, &admitted.consent_id, message_id)
+        .await
+        .map_err(refuse_release)?;
     let stream = answer.value;
     let mut response = Response::new(Body::new(stream.body));
     *response.status_mut() = stream.status;
@@ -174,6 +176,13 @@ fn forget_if_revoked(
         window.consents.revoke(consent_id);
         return ApiError::no_consent(true, &window.consent_service_url);
     }
+    e.into()
+}
+
+/// Fail closed: an opening that cannot be recorded (full or read-only disk) keeps the body in;
+/// the refusal is counted and answered 503 with a reason naming the store, never the citizen.
+fn refuse_release(e: crate::openings::StoreError) -> ApiError {
+    crate::health::refused_release(&e);
     e.into()
 }
 

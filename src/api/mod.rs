@@ -3,6 +3,7 @@
 pub mod error;
 mod guard;
 mod handlers;
+mod opened;
 mod operations;
 mod paging;
 pub mod state;

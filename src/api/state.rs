@@ -17,6 +17,8 @@ pub struct Window {
     pub dvv: DvvClient,
     /// Durable record of first openings.
     pub outbox: Outbox,
+    /// Openings already known durable, so re-reads skip the outbox's write queue.
+    pub recorded: super::opened::RecordedOpenings,
     /// Where a citizen grants or withdraws consent (DVV's service), linked from 403 answers.
     pub consent_service_url: String,
     /// Rate limits per operator client, per citizen and toward DVV.
@@ -27,6 +29,8 @@ pub struct Window {
     pub webhooks: crate::webhooks::WebhookQueue,
     /// The events feed consumer's status (its `stats()` feed the metrics).
     pub feed: crate::events::FeedStatus,
+    /// Whether the verifier holds citizen assertion keys (for `/readyz` and 503 answers).
+    pub keys: crate::citizen::KeysStatus,
 }
 
 /// Shared handle the router clones into each request.

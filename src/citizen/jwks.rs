@@ -48,6 +48,7 @@ pub(crate) struct JwksStore {
     unknown_kid_cooldown: Duration,
     generation: AtomicU64,
     reloads: AtomicU64,
+    status: super::settings::KeysStatus,
 }
 
 impl JwksStore {
@@ -61,19 +62,37 @@ impl JwksStore {
                 settings.fetch_timeout,
             )?)),
         };
-        let keys = loader.load().await?;
-        tracing::info!(keys = keys.len(), "citizen assertion keys loaded");
+        let status = settings.keys_status.clone();
+        let (keys, next_periodic) = match loader.load().await {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "citizen assertion keys loaded");
+                status.note(true);
+                (keys, Instant::now() + settings.refresh)
+            }
+            // A URL that does not answer (yet) is a dependency being down, not a configuration
+            // error: start without keys (every assertion is refused, `/readyz` says why) and
+            // load them as soon as the URL answers.
+            Err(error @ (JwksError::Fetch(_) | JwksError::Parse | JwksError::NoUsableKeys))
+                if matches!(loader, Loader::Url(_)) =>
+            {
+                tracing::error!(kind = error.kind(), %error, "citizen assertion keys not loaded at start; retrying");
+                status.note(false);
+                (KeySet::default(), Instant::now())
+            }
+            Err(error) => return Err(error),
+        };
         Ok(Self {
             loader,
             current: RwLock::new(Arc::new(keys)),
             clock: tokio::sync::Mutex::new(RefreshClock {
-                next_periodic: Instant::now() + settings.refresh,
+                next_periodic,
                 last_unknown_kid_refresh: None,
             }),
             refresh_every: settings.refresh,
             unknown_kid_cooldown: settings.unknown_kid_cooldown,
             generation: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
+            status,
         })
     }
 
@@ -135,10 +154,15 @@ impl JwksStore {
         match self.loader.load().await {
             Ok(keys) => {
                 clock.next_periodic = Instant::now() + self.refresh_every;
+                if !self.status.loaded() {
+                    tracing::info!(keys = keys.len(), "citizen assertion keys loaded");
+                }
                 self.install(keys);
+                self.status.note(true);
                 Ok(())
             }
             Err(error) => {
+                self.status.note(false);
                 // Retry sooner than a full interval, but never faster than the cooldown.
                 clock.next_periodic =
                     Instant::now() + self.refresh_every.min(self.unknown_kid_cooldown);

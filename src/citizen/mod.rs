@@ -12,6 +12,7 @@ mod error;
 mod fetch;
 mod jwks;
 mod keys;
+mod seen;
 mod settings;
 mod verifier;
 
@@ -21,7 +22,7 @@ mod tests;
 pub use error::{AssertionError, JwksError, VerifierBuildError};
 pub use jsonwebtoken::Algorithm;
 pub use settings::{
-    default_accepted_acr, default_algorithms, JwksSource, VerifierSettings, ACR_HIGH_EIDAS,
-    ACR_HIGH_FI, ACR_SUBSTANTIAL_EIDAS, ACR_SUBSTANTIAL_FI,
+    default_accepted_acr, default_algorithms, JwksSource, KeysStatus, VerifierSettings,
+    ACR_HIGH_EIDAS, ACR_HIGH_FI, ACR_SUBSTANTIAL_EIDAS, ACR_SUBSTANTIAL_FI,
 };
 pub use verifier::{AssertionVerifier, Citizen};

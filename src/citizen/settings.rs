@@ -55,6 +55,43 @@ pub struct VerifierSettings {
     pub accepted_acr: Vec<String>,
     /// Time limit for one JWKS fetch from a URL.
     pub fetch_timeout: Duration,
+    /// Whether the key set is loaded, shared with whoever reports readiness.
+    pub keys_status: KeysStatus,
+}
+
+/// Whether the verifier holds a key set, and whether its last load failed. A JWKS URL that fails
+/// at start does not stop the gateway: it starts with no keys, reports itself not ready through
+/// this handle, and loads the keys as soon as the URL answers.
+#[derive(Debug, Clone, Default)]
+pub struct KeysStatus(std::sync::Arc<KeysFlags>);
+
+#[derive(Debug, Default)]
+struct KeysFlags {
+    loaded: std::sync::atomic::AtomicBool,
+    last_failed: std::sync::atomic::AtomicBool,
+}
+
+impl KeysStatus {
+    /// Whether a key set was ever loaded (assertions can be verified).
+    pub fn loaded(&self) -> bool {
+        self.0.loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the most recent load failed (the keys in use may be stale, or absent).
+    pub fn last_failed(&self) -> bool {
+        self.0
+            .last_failed
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Notes the outcome of one load.
+    pub(crate) fn note(&self, ok: bool) {
+        use std::sync::atomic::Ordering;
+        if ok {
+            self.0.loaded.store(true, Ordering::Release);
+        }
+        self.0.last_failed.store(!ok, Ordering::Release);
+    }
 }
 
 impl VerifierSettings {
@@ -74,6 +111,7 @@ impl VerifierSettings {
             max_lifetime: Duration::from_secs(600),
             accepted_acr: default_accepted_acr(),
             fetch_timeout: Duration::from_secs(10),
+            keys_status: KeysStatus::default(),
         }
     }
 

@@ -743,3 +743,61 @@ async fn serve_https_once(dir: &Path, body: Vec<u8>) -> (String, PathBuf) {
     });
     (format!("https://localhost:{port}/jwks.json"), ca_file)
 }
+
+#[tokio::test]
+async fn a_remembered_signature_still_has_its_claims_checked_and_ends_with_its_key() {
+    let f = fixture().await;
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    // A token that verified once is accepted again (from the remembered signature) …
+    let token = f.ec.sign(Algorithm::ES256, &good_claims());
+    f.verifier.verify(Some(&bearer(&token))).await.unwrap();
+    f.verifier.verify(Some(&bearer(&token))).await.unwrap();
+    // … but its claims are judged at every call: once expired (beyond the skew) it is refused.
+    let later = now() + 300 + 3600;
+    let err = f
+        .verifier
+        .verify_at(Some(&bearer(&token)), later)
+        .await
+        .unwrap_err();
+    assert_eq!(err, AssertionError::Expired);
+
+    // Another signature over the same header and claims is a different token: verified afresh.
+    let (signing_input, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
+    assert_eq!(refuse(&f, &forged).await, AssertionError::BadSignature);
+
+    // The issuer replaces the key under the same kid: the remembered verification ends with the
+    // key set it was made under, and the old key's token is refused.
+    let replacement = TestKey::ec("ec-1");
+    write_jwks(&f.jwks, &[&replacement, &f.ed]);
+    f.verifier.refresh_keys().await.unwrap();
+    assert_eq!(refuse(&f, &token).await, AssertionError::BadSignature);
+    let fresh = replacement.sign(Algorithm::ES256, &good_claims());
+    f.verifier.verify(Some(&bearer(&fresh))).await.unwrap();
+
+    // The key is withdrawn: its tokens stop at the key lookup, remembered or not.
+    write_jwks(&f.jwks, &[&f.ed]);
+    f.verifier.refresh_keys().await.unwrap();
+    assert_eq!(refuse(&f, &fresh).await, AssertionError::UnknownKey);
+}
+
+#[tokio::test]
+async fn a_refused_assertion_is_not_remembered() {
+    let f = fixture().await;
+    // Signed correctly but for another audience: refused, and refused again (nothing remembered
+    // makes a second attempt cheaper or different).
+    let token = f.ec.sign(
+        Algorithm::ES256,
+        &with(good_claims(), "aud", json!("other")),
+    );
+    assert_eq!(refuse(&f, &token).await, AssertionError::WrongAudience);
+    assert_eq!(refuse(&f, &token).await, AssertionError::WrongAudience);
+    assert!(!f.verifier.remembers(&token));
+    let good = f.ec.sign(Algorithm::ES256, &good_claims());
+    f.verifier
+        .verify(Some(&format!("Bearer {good}")))
+        .await
+        .unwrap();
+    assert!(f.verifier.remembers(&good));
+}

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::error::{AssertionError, JwksError, VerifierBuildError};
 use super::jwks::JwksStore;
+use super::seen::VerifiedSignatures;
 use super::settings::{is_asymmetric, VerifierSettings};
 
 /// Longest `Authorization` value looked at; real assertions are a few hundred bytes.
@@ -55,6 +56,7 @@ pub struct Citizen {
 pub struct AssertionVerifier {
     settings: VerifierSettings,
     keys: JwksStore,
+    seen: VerifiedSignatures,
 }
 
 #[derive(Deserialize)]
@@ -70,7 +72,12 @@ impl AssertionVerifier {
     pub async fn new(settings: VerifierSettings) -> Result<Self, VerifierBuildError> {
         settings.validate()?;
         let keys = JwksStore::load(&settings).await?;
-        Ok(Self { settings, keys })
+        let seen = VerifiedSignatures::new(settings.max_lifetime + settings.leeway);
+        Ok(Self {
+            settings,
+            keys,
+            seen,
+        })
     }
 
     /// Verifies the raw `Authorization` header value (`Bearer <JWT>`) and returns the citizen it
@@ -90,7 +97,14 @@ impl AssertionVerifier {
         self.keys.reloads()
     }
 
-    async fn verify_at(
+    /// Whether a token's signature is remembered as verified (tests only).
+    #[cfg(test)]
+    pub(crate) fn remembers(&self, token: &str) -> bool {
+        let digest = VerifiedSignatures::digest(token);
+        self.seen.remembers_any(&digest)
+    }
+
+    pub(crate) async fn verify_at(
         &self,
         authorization: Option<&str>,
         now: i64,
@@ -126,14 +140,24 @@ impl AssertionVerifier {
         if !key.algorithms.contains(&alg) {
             return Err(AssertionError::KeyMismatch);
         }
-        let valid =
-            jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, alg)
-                .map_err(|_| AssertionError::BadSignature)?;
-        if !valid {
-            return Err(AssertionError::BadSignature);
+        let digest = VerifiedSignatures::digest(token);
+        let remembered = self.seen.contains(&digest, &keys);
+        if !remembered {
+            let valid =
+                jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, alg)
+                    .map_err(|_| AssertionError::BadSignature)?;
+            if !valid {
+                return Err(AssertionError::BadSignature);
+            }
         }
         let claims: Map<String, Value> = decode_json(payload_b64)?;
-        self.check_claims(&claims, now)
+        let citizen = self.check_claims(&claims, now)?;
+        if !remembered {
+            // Only assertions that passed every check are remembered: a flood of tokens that
+            // verify but are refused (expired, wrong audience) cannot fill the cache.
+            self.seen.insert(digest, &keys);
+        }
+        Ok(citizen)
     }
 
     /// The header's algorithm, if it is asymmetric and allowed. `none` and HMAC are refused here

@@ -325,11 +325,15 @@ pub(crate) struct ErrorBody {
     pub reason: Option<String>,
 }
 
-/// `POST /v1/token` success.
+/// `POST /v1/token` success. Public (not only crate-wide) so the fuzz target `dvv_json` (fuzz/)
+/// can decode arbitrary bytes into it exactly as the client does.
 #[derive(Deserialize)]
-pub(crate) struct TokenResponse {
+pub struct TokenResponse {
+    /// The bearer token for DVV calls (a secret: redacted in `Debug`).
     pub access_token: String,
+    /// Must be `Bearer` (checked by the client).
     pub token_type: String,
+    /// Lifetime in seconds.
     pub expires_in: u64,
 }
 

@@ -9,6 +9,7 @@
 
 mod deliverer;
 mod error;
+mod health;
 mod outbox;
 mod schema;
 
@@ -19,4 +20,5 @@ pub use deliverer::{
     spawn_deliverer, DelivererSettings, OpeningReporter, ReportError, ReportOutcome,
 };
 pub use error::StoreError;
+pub use health::{spawn_store_probe, ProbeSettings, StoreStatus};
 pub use outbox::{Outbox, OutboxStats, PendingOpening, RecordedOpening, DATABASE_FILE};

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 use tokio::sync::{oneshot, Notify};
 
 use super::error::StoreError;
+use super::health::{StoreHealth, StoreStatus};
 use super::schema;
 
 /// The database file's name inside the gateway's data directory.
@@ -67,6 +68,8 @@ struct Inner {
     writes: mpsc::Sender<Box<dyn Write>>,
     wake: Notify,
     path: PathBuf,
+    /// Whether writes commit right now (see [`super::health`]).
+    health: StoreHealth,
 }
 
 /// Handle to the embedded store's openings. Cheap to clone; every call runs on tokio's blocking
@@ -97,6 +100,7 @@ impl Outbox {
                 writes,
                 wake: Notify::new(),
                 path,
+                health: StoreHealth::default(),
             }),
         })
     }
@@ -111,6 +115,12 @@ impl Outbox {
         &self.inner.path
     }
 
+    /// Whether the store took its last write, and why not if it did not: the basis of failing
+    /// closed (no body is released while openings cannot be recorded) and of `/readyz`.
+    pub fn store_status(&self) -> StoreStatus {
+        self.inner.health.status()
+    }
+
     /// Records that a citizen opened a message, once per (consent, message): returns the existing
     /// opening if there is one, otherwise inserts a new one and commits it durably (WAL,
     /// `synchronous=FULL`) before returning. Concurrent calls share one commit (group commit);
@@ -122,7 +132,7 @@ impl Outbox {
     ) -> Result<RecordedOpening, StoreError> {
         let consent_id = consent_id.to_owned();
         let recorded = self
-            .write(move |tx| {
+            .write_unobserved(move |tx| {
                 let existing = tx
                     .prepare_cached(
                         "SELECT opening_id, opened_at FROM openings
@@ -153,7 +163,12 @@ impl Outbox {
                     newly_recorded: true,
                 })
             })
-            .await?;
+            .await;
+        // Finding an existing opening writes nothing, so it proves nothing about the disk.
+        if !matches!(&recorded, Ok(r) if !r.newly_recorded) {
+            self.inner.health.observe(&recorded);
+        }
+        let recorded = recorded?;
         if recorded.newly_recorded {
             self.inner.wake.notify_one();
         }
@@ -350,8 +365,19 @@ impl Outbox {
 
     /// Runs a write on the committer thread inside a transaction shared with whatever other
     /// writes are queued, and resolves once that transaction is committed (or with the error that
-    /// kept this write, or the commit, from happening).
+    /// kept this write, or the commit, from happening). The outcome updates the store's status.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let outcome = self.write_unobserved(work).await;
+        self.inner.health.observe(&outcome);
+        outcome
+    }
+
+    /// [`Outbox::write`] without updating the store's status (for writes that may write nothing).
+    async fn write_unobserved<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,

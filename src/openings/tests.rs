@@ -484,3 +484,73 @@ fn backoff_grows_is_capped_and_jittered() {
     let draws: HashSet<Duration> = (0..20).map(|_| deliverer::backoff(&settings, 5)).collect();
     assert!(draws.len() > 1, "jittered");
 }
+
+#[tokio::test]
+async fn a_store_that_refuses_writes_is_reported_and_recovers_on_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = outbox_in(&dir).await;
+    assert!(outbox.store_status().writable);
+    outbox.record_opening("consent-1", 1).await.unwrap();
+    // SQLite's own read-only answer (SQLITE_READONLY), as from a read-only mount.
+    outbox
+        .run(|conn| Ok(conn.pragma_update(None, "query_only", true)?))
+        .await
+        .unwrap();
+    let refused = outbox.record_opening("consent-1", 2).await.unwrap_err();
+    assert!(matches!(refused, StoreError::ReadOnly), "{refused:?}");
+    let status = outbox.store_status();
+    assert!(!status.writable);
+    assert_eq!(status.failure, Some("read_only"));
+    assert_eq!(status.outages, 1);
+    // A re-read is refused too on a read-only database (its transaction cannot even begin).
+    assert!(outbox.record_opening("consent-1", 1).await.is_err());
+    assert!(!outbox.store_status().writable);
+    outbox
+        .run(|conn| Ok(conn.pragma_update(None, "query_only", false)?))
+        .await
+        .unwrap();
+    outbox.check_writable().await.unwrap();
+    let status = outbox.store_status();
+    assert!(status.writable);
+    assert_eq!(status.failure, None);
+    assert!(
+        outbox
+            .record_opening("consent-1", 2)
+            .await
+            .unwrap()
+            .newly_recorded
+    );
+}
+
+#[tokio::test]
+async fn the_probe_notices_returning_space_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = outbox_in(&dir).await;
+    let (stop, stopped) = watch::channel(false);
+    outbox
+        .run(|conn| Ok(conn.pragma_update(None, "query_only", true)?))
+        .await
+        .unwrap();
+    assert!(outbox.record_opening("consent-1", 1).await.is_err());
+    let settings = ProbeSettings {
+        healthy_every: Duration::from_secs(10),
+        failing_every: Duration::from_millis(20),
+    };
+    let probe = spawn_store_probe(outbox.clone(), settings, stopped);
+    outbox
+        .run(|conn| Ok(conn.pragma_update(None, "query_only", false)?))
+        .await
+        .unwrap();
+    for _ in 0..250 {
+        if outbox.store_status().writable {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        outbox.store_status().writable,
+        "the probe's write flipped it back"
+    );
+    stop.send(true).unwrap();
+    probe.await.unwrap();
+}

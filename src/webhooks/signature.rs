@@ -71,7 +71,10 @@ pub fn verify(
     if tags.is_empty() {
         return Err(VerifyError::Malformed);
     }
-    if (now - timestamp).abs() > window_secs {
+    // `abs_diff`, not `(now - timestamp).abs()`: a far-off timestamp such as `t=-9223372036854775808`
+    // must be refused as stale, not overflow (found by fuzz/fuzz_targets/webhook_signature.rs).
+    let within = u64::try_from(window_secs).is_ok_and(|window| now.abs_diff(timestamp) <= window);
+    if !within {
         return Err(VerifyError::Stale);
     }
     let ok = tags
@@ -121,5 +124,25 @@ mod tests {
         );
         let rotated = format!("{header},v1={}", "00".repeat(32));
         assert_eq!(verify(b"k", &rotated, body, 1_000, 300), Ok(()));
+    }
+
+    /// Fuzzer regression (fuzz target `webhook_signature`): timestamps and clocks at the ends of
+    /// `i64` overflowed `now - timestamp`; they are stale, and a negative window accepts nothing.
+    #[test]
+    fn extreme_timestamps_are_stale_not_overflows() {
+        let body = b"{}";
+        for (t, now) in [(i64::MIN, 1_700_000_000), (i64::MAX, -1), (1, i64::MIN)] {
+            let header = sign(b"k", t, body);
+            assert_eq!(
+                verify(b"k", &header, body, now, 300),
+                Err(VerifyError::Stale)
+            );
+            assert_eq!(verify(b"k", &header, body, t, i64::MAX), Ok(()));
+        }
+        let header = sign(b"k", 1_000, body);
+        assert_eq!(
+            verify(b"k", &header, body, 1_000, -1),
+            Err(VerifyError::Stale)
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::citizen::{self, AssertionVerifier, VerifierSettings};
 use crate::config::{self, Config};
 use crate::consent::{ConsentCache, ConsentCacheSettings};
 use crate::dvv::{DvvClient, DvvError, OpeningReport};
-use crate::openings::{self, DelivererSettings, Outbox, ReportError, ReportOutcome};
+use crate::openings::{self, DelivererSettings, ReportError, ReportOutcome};
 use crate::server::{self, ConnectionLimits};
 
 /// A started gateway: its bound addresses and the handle to stop it.
@@ -55,7 +55,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
             config.store.data_dir.display()
         )
     })?;
-    let outbox = Outbox::open_in(&config.store.data_dir)
+    let outbox = crate::store::open(&config.store)
         .await
         .context("store: cannot open the openings outbox")?;
     let dvv = DvvClient::new(&config.dvv).context("dvv: cannot set up the DVV client")?;
@@ -113,7 +113,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         max_connections: 64,
         ..limits.clone()
     };
-    let pipelines = spawn_event_pipelines(&config, &dvv, &window, &stopped)?;
+    let pipelines = match outbox.postgres() {
+        None => spawn_event_pipelines(&config, &dvv, &window, &stopped)?,
+        Some(pg) => spawn_shared_pipelines(pg, &config, &dvv, &window, &stopped)?,
+    };
     let tasks = vec![
         crate::limits::spawn_housekeeping(
             rate_limits,
@@ -234,6 +237,32 @@ fn spawn_event_pipelines(
         stopped.clone(),
     ));
     Ok(tasks)
+}
+
+/// With a shared PostgreSQL store: the event pipelines run only while this replica owns the
+/// singleton work, and every replica listens for the owner's consent changes.
+fn spawn_shared_pipelines(
+    pg: &crate::store::PgStore,
+    config: &Config,
+    dvv: &DvvClient,
+    window: &Arc<Window>,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    // Fail at start, not at the first takeover, if the pipelines cannot be set up.
+    if let Some(secret) = &config.webhooks.secret {
+        secret.read().context("webhooks.secret_file: cannot read")?;
+    }
+    let listener =
+        crate::store::spawn_consent_listener(pg.clone(), window.consents.clone(), stopped.clone());
+    let (owned, election) = crate::store::spawn_owner_election(pg.clone(), stopped.clone());
+    let (config, dvv, window) = (config.clone(), dvv.clone(), Arc::clone(window));
+    let owner_work = crate::store::spawn_while_owner(owned, stopped.clone(), move |stop| {
+        spawn_event_pipelines(&config, &dvv, &window, &stop).unwrap_or_else(|error| {
+            tracing::error!(error = %format!("{error:#}"), "cannot start the event pipelines");
+            Vec::new()
+        })
+    });
+    Ok(vec![election, owner_work, listener])
 }
 
 /// Reports openings through the DVV client: 201 and 409 both settle an opening.

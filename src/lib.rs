@@ -20,6 +20,7 @@ pub mod openings;
 #[cfg(feature = "sandbox")]
 pub mod sandbox_cmd;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod tls_provider;
 pub mod webhooks;

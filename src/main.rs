@@ -199,7 +199,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
 /// both work at once).
 async fn open_store(path: &std::path::Path) -> anyhow::Result<ikkuna::openings::Outbox> {
     let config = config::load(path, &config::process_env)?;
-    Ok(ikkuna::openings::Outbox::open_in(&config.store.data_dir).await?)
+    Ok(ikkuna::store::open(&config.store).await?)
 }
 
 async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {

@@ -60,6 +60,7 @@ pub(crate) fn check(config: &mut Config) -> Result<(), ConfigErrors> {
 
     errors.extend(super::validate::pipelines::check_files(config));
     errors.extend(super::validate::operations::check_files(config));
+    errors.extend(super::validate::store::check_files(config));
     if errors.is_empty() {
         Ok(())
     } else {

@@ -31,6 +31,9 @@ pub use validate::pipelines::{
     trimmed as trimmed_secret, EventsConfig, FeedStart, LedgerConfig, WebhooksConfig,
     DEFAULT_LEDGER_RETENTION_DAYS, MIN_WEBHOOK_SECRET_BYTES,
 };
+pub use validate::store::{
+    PostgresConfig, StoreBackend, DEFAULT_OWNER_RETRY_MS, DEFAULT_POOL_SIZE,
+};
 pub use validate::{
     DEFAULT_ACCEPTED_ACR, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, MAX_LEEWAY_SECS,
     MAX_REVOCATION_BOUND_SECS,
@@ -225,6 +228,8 @@ pub struct ConsentConfig {
 pub struct StoreConfig {
     /// Directory of the openings outbox and ledger (never content).
     pub data_dir: PathBuf,
+    /// Where the durable state lives: the SQLite file in `data_dir` (default) or PostgreSQL.
+    pub backend: StoreBackend,
 }
 
 #[cfg(test)]

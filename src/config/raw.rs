@@ -236,6 +236,12 @@ raw_sections! {
     /// `[store]`: the embedded store (openings outbox, ledger).
     store => RawStore {
         data_dir: PathBuf,
+        backend: String,
+        url: String,
+        password_file: PathBuf,
+        pool_size: u64,
+        owner_retry_ms: u64,
+        claim_ms: u64,
     }
     /// `[events]`: the DVV events feed consumer.
     events => RawEvents {

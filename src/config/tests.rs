@@ -394,8 +394,9 @@ fn environment_can_supply_a_missing_field_and_bad_values_are_named() {
 #[test]
 fn every_key_has_an_environment_variable() {
     let keys = raw::all_keys();
-    // ... + [audit] 5 + [limits] 7 + [log] 2 + [events] 3 + [webhooks] 9 + [ledger] 1
-    assert_eq!(keys.len(), 9 + 1 + 14 + 10 + 3 + 1 + 5 + 7 + 2 + 3 + 9 + 1);
+    // ... + [audit] 5 + [limits] 7 + [log] 2 + [events] 3 + [webhooks] 9 + [ledger] 1, and
+    // [store] 7 rather than 1 (+ backend, url, password_file, pool_size, owner_retry_ms, claim_ms).
+    assert_eq!(keys.len(), 9 + 1 + 14 + 10 + 3 + 7 + 5 + 7 + 2 + 3 + 9 + 1);
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
     let values: HashMap<String, String> = keys
@@ -418,6 +419,10 @@ fn every_key_has_an_environment_variable() {
                 ("webhooks", "endpoints") => "https://h.example/hook",
                 ("webhooks", "concurrency") => "4",
                 ("ledger", "retention_days") => "400",
+                ("store", "backend") => "postgres",
+                ("store", "url") => "postgresql://ikkuna@h.example/ikkuna",
+                ("store", "owner_retry_ms") => "200",
+                ("store", "claim_ms") => "2000",
                 ("limits", _) => "7",
                 (_, k) if k.ends_with("_ms") || k.ends_with("_secs") => "15",
                 (_, "max_retries") => "2",

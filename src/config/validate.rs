@@ -18,6 +18,7 @@ use super::{
 
 pub(super) mod operations;
 pub(super) mod pipelines;
+pub(super) mod store;
 
 /// Default `assertions.audience`.
 pub const DEFAULT_AUDIENCE: &str = "ikkuna";
@@ -291,9 +292,11 @@ impl Checker {
     }
 
     fn store(&mut self, raw: RawStore) -> Option<StoreConfig> {
+        let backend = self.store_backend(&raw);
         let data_dir = self.path("store.data_dir", raw.data_dir);
         Some(StoreConfig {
             data_dir: data_dir?,
+            backend: backend?,
         })
     }
 

@@ -141,6 +141,13 @@ async fn step(
     for event in &page.events {
         apply_to_cache(consents, event);
     }
+    // Other replicas (a shared store) drop these consents from their caches too.
+    let changes = consent_changes(&page.events);
+    if !changes.is_empty() {
+        if let Err(error) = position.publish_consent_changes(&changes).await {
+            tracing::warn!(kind = error.kind(), "could not publish consent changes");
+        }
+    }
     // A quiet feed is not written back (no disk write per poll); the very first position is, so
     // that a later first-start skip never covers events that happen after it.
     if count == 0 && from.is_some() {
@@ -192,6 +199,18 @@ fn apply_to_cache(consents: &ConsentCache, event: &Event) {
         | EventType::ReceiptConfirmed
         | EventType::Unknown => {}
     }
+}
+
+/// The page's consent changes as `(revoked, consent id)` pairs, for the other replicas.
+fn consent_changes(events: &[Event]) -> Vec<(bool, String)> {
+    events
+        .iter()
+        .filter_map(|event| match event.event_type {
+            EventType::ConsentRevoked => Some((true, event.metadata.consent_id.clone())),
+            EventType::ConsentGranted => Some((false, event.metadata.consent_id.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `initial · 2^failures`, capped at `max` (no jitter needed: one consumer per gateway).

@@ -36,6 +36,9 @@ impl FeedPosition {
 
     /// The stored continuation token; `None` before the first page was ever committed.
     pub async fn load(&self) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.queue.store().postgres() {
+            return pg.load_position().await;
+        }
         self.queue
             .store()
             .run(|conn| {
@@ -60,8 +63,17 @@ impl FeedPosition {
         webhooks: Vec<WebhookEvent>,
         events: usize,
     ) -> Result<Committed, StoreError> {
-        let endpoints = endpoints.to_vec();
         let events = i64::try_from(events).unwrap_or(i64::MAX);
+        if let Some(pg) = self.queue.store().postgres() {
+            let committed = pg
+                .commit_page(from, &next, endpoints, &webhooks, events)
+                .await?;
+            if matches!(committed, Committed::Advanced { queued } if queued > 0) {
+                self.queue.wake();
+            }
+            return Ok(committed);
+        }
+        let endpoints = endpoints.to_vec();
         let committed = self
             .queue
             .store()
@@ -95,5 +107,18 @@ impl FeedPosition {
             self.queue.wake();
         }
         Ok(committed)
+    }
+
+    /// Tells the other replicas about consent changes in a page (`(revoked, consent id)` pairs)
+    /// so their caches drop them at once. Only a shared PostgreSQL store has other replicas; with
+    /// SQLite this does nothing.
+    pub async fn publish_consent_changes(
+        &self,
+        changes: &[(bool, String)],
+    ) -> Result<(), StoreError> {
+        match self.queue.store().postgres() {
+            Some(pg) => pg.publish_consent_changes(changes).await,
+            None => Ok(()),
+        }
     }
 }

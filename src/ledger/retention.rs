@@ -19,6 +19,9 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 pub async fn prune(store: &Outbox, retention: Duration) -> Result<usize, StoreError> {
     let now = Utc::now().timestamp_millis();
     let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    if let Some(pg) = store.postgres() {
+        return pg.prune_ledger(cutoff).await;
+    }
     store
         .run(move |conn| {
             let tx = conn.transaction()?;

@@ -165,10 +165,13 @@ async fn fill<R: OpeningReporter>(
     let free = concurrency.saturating_sub(busy.len());
     // Fetch enough to skip the ones already in flight: if that fills every free slot, the
     // completions wake the loop; if not, every due opening is now in flight.
-    let due = outbox
-        .due(now, free + busy.len())
-        .await
-        .map_err(|e| e.kind())?;
+    // A shared store claims what it returns (never the ones in flight): ask only for free slots.
+    let wanted = if outbox.postgres().is_some() {
+        free
+    } else {
+        free + busy.len()
+    };
+    let due = outbox.due(now, wanted).await.map_err(|e| e.kind())?;
     for opening in due {
         if busy.len() >= concurrency {
             break;

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// Anything else SQLite reported.
     #[error("the store failed: {0}")]
     Sqlite(String),
+    /// The shared PostgreSQL store refused a statement (not a lost connection: that is
+    /// [`StoreError::Io`]).
+    #[error("the shared store failed: {0}")]
+    Postgres(String),
     /// The blocking task running the query was lost (runtime shutting down).
     #[error("the store's worker task was lost")]
     Worker,
@@ -44,6 +48,7 @@ impl StoreError {
             Self::CannotOpen(_) => "cannot_open",
             Self::Io(_) => "io",
             Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
             Self::Worker => "worker",
         }
     }
@@ -51,7 +56,7 @@ impl StoreError {
     /// Whether the store cannot take writes right now: the gateway should answer 503 and report
     /// itself not ready rather than serve content it cannot record.
     pub fn is_unavailable(&self) -> bool {
-        !matches!(self, Self::Sqlite(_))
+        !matches!(self, Self::Sqlite(_) | Self::Postgres(_))
     }
 }
 

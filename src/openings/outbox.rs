@@ -13,6 +13,7 @@ use tokio::sync::{oneshot, Notify};
 use super::error::StoreError;
 use super::health::{StoreHealth, StoreStatus};
 use super::schema;
+use crate::store::PgStore;
 
 /// The database file's name inside the gateway's data directory.
 pub const DATABASE_FILE: &str = "ikkuna.db";
@@ -62,14 +63,17 @@ pub struct OutboxStats {
 const MAX_BATCH: usize = 1024;
 
 struct Inner {
-    conn: Arc<Mutex<Connection>>,
+    /// `None` when the store is PostgreSQL ([`Outbox::shared`]).
+    conn: Option<Arc<Mutex<Connection>>>,
     /// Writes go to the committer thread, which groups whatever has queued up while the previous
     /// commit was syncing into one transaction: concurrent openings share one fsync.
-    writes: mpsc::Sender<Box<dyn Write>>,
+    writes: Option<mpsc::Sender<Box<dyn Write>>>,
     wake: Notify,
     path: PathBuf,
     /// Whether writes commit right now (see [`super::health`]).
     health: StoreHealth,
+    /// The shared PostgreSQL store, when configured: every operation goes there instead.
+    postgres: Option<PgStore>,
 }
 
 /// Handle to the embedded store's openings. Cheap to clone; every call runs on tokio's blocking
@@ -96,13 +100,33 @@ impl Outbox {
             .map_err(|_| StoreError::Worker)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn,
-                writes,
+                conn: Some(conn),
+                writes: Some(writes),
                 wake: Notify::new(),
                 path,
                 health: StoreHealth::default(),
+                postgres: None,
             }),
         })
+    }
+
+    /// The handle over a shared PostgreSQL store (several replicas): same operations, no file.
+    pub fn shared(store: PgStore) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                conn: None,
+                writes: None,
+                wake: Notify::new(),
+                path: PathBuf::new(),
+                health: StoreHealth::default(),
+                postgres: Some(store),
+            }),
+        }
+    }
+
+    /// The PostgreSQL store, when this handle is over one.
+    pub fn postgres(&self) -> Option<&PgStore> {
+        self.inner.postgres.as_ref()
     }
 
     /// Opens the store at `<data_dir>/ikkuna.db`.
@@ -110,7 +134,7 @@ impl Outbox {
         Self::open(data_dir.join(DATABASE_FILE)).await
     }
 
-    /// The database file.
+    /// The database file (empty for PostgreSQL).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -130,6 +154,17 @@ impl Outbox {
         consent_id: &str,
         message_id: i64,
     ) -> Result<RecordedOpening, StoreError> {
+        if let Some(pg) = self.postgres() {
+            let recorded = pg.record_opening(consent_id, message_id).await;
+            if !matches!(&recorded, Ok(r) if !r.newly_recorded) {
+                self.inner.health.observe(&recorded);
+            }
+            let recorded = recorded?;
+            if recorded.newly_recorded {
+                self.inner.wake.notify_one();
+            }
+            return Ok(recorded);
+        }
         let consent_id = consent_id.to_owned();
         let recorded = self
             .write_unobserved(move |tx| {
@@ -181,6 +216,9 @@ impl Outbox {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<PendingOpening>, StoreError> {
+        if let Some(pg) = self.postgres() {
+            return pg.due_openings(now, limit).await;
+        }
         let now = now.timestamp_millis();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
@@ -208,6 +246,9 @@ impl Outbox {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if let Some(pg) = self.postgres() {
+            return pg.next_opening_due_after(now).await;
+        }
         let now = now.timestamp_millis();
         self.run(move |conn| {
             let at: Option<i64> = conn.query_row(
@@ -229,6 +270,9 @@ impl Outbox {
         first_open: bool,
         read_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.postgres() {
+            return pg.opening_delivered(opening_id, first_open, read_at).await;
+        }
         let opening_id = opening_id.to_owned();
         let read_at = read_at.timestamp_millis();
         self.write(move |conn| {
@@ -250,6 +294,11 @@ impl Outbox {
         error_kind: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.postgres() {
+            return pg
+                .opening_failed(opening_id, error_kind, next_attempt_at)
+                .await;
+        }
         let (opening_id, kind) = (opening_id.to_owned(), error_kind.to_owned());
         let next = next_attempt_at.timestamp_millis();
         self.write(move |conn| {
@@ -267,6 +316,9 @@ impl Outbox {
     /// Parks an opening DVV refused for good: it stays recorded (it is still money) but is not
     /// retried until [`Outbox::requeue_parked`].
     pub async fn park(&self, opening_id: &str, error_kind: &str) -> Result<(), StoreError> {
+        if let Some(pg) = self.postgres() {
+            return pg.park_opening(opening_id, error_kind).await;
+        }
         let (opening_id, kind) = (opening_id.to_owned(), error_kind.to_owned());
         self.write(move |conn| {
             conn.execute(
@@ -283,6 +335,13 @@ impl Outbox {
     /// Puts every parked opening back in line for delivery now (after an operator fixed the
     /// cause); returns how many. Wakes the deliverer.
     pub async fn requeue_parked(&self) -> Result<usize, StoreError> {
+        if let Some(pg) = self.postgres() {
+            let count = pg.requeue_parked_openings().await?;
+            if count > 0 {
+                self.inner.wake.notify_one();
+            }
+            return Ok(count);
+        }
         let count = self
             .write(|conn| {
                 Ok(conn.execute(
@@ -300,6 +359,9 @@ impl Outbox {
 
     /// Counts by state, first opens, and the age of the oldest pending opening.
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
+        if let Some(pg) = self.postgres() {
+            return pg.opening_stats().await;
+        }
         self.run(|conn| {
             let (pending, parked, delivered, first_opens, oldest): (
                 i64,
@@ -334,6 +396,11 @@ impl Outbox {
     /// Proves the store takes a durable write right now (for `/readyz`): commits a one-row
     /// heartbeat, so a full disk or a read-only mount shows up as an error.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
+        if let Some(pg) = self.postgres() {
+            let outcome = pg.check_writable().await;
+            self.inner.health.observe(&outcome);
+            return outcome;
+        }
         self.write(|conn| {
             conn.execute(
                 "INSERT INTO store_health (id, checked_at) VALUES (1, ?1)
@@ -357,8 +424,9 @@ impl Outbox {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || work(&mut lock(&inner.conn)))
+        // Only the SQLite store runs closures; every PostgreSQL operation is dispatched before.
+        let conn = self.inner.conn.clone().ok_or(StoreError::Worker)?;
+        tokio::task::spawn_blocking(move || work(&mut lock(&conn)))
             .await
             .map_err(|_| StoreError::Worker)?
     }
@@ -390,6 +458,8 @@ impl Outbox {
         });
         self.inner
             .writes
+            .as_ref()
+            .ok_or(StoreError::Worker)?
             .send(job)
             .map_err(|_| StoreError::Worker)?;
         answer.await.map_err(|_| StoreError::Worker)?
@@ -545,6 +615,7 @@ fn replicate(e: &StoreError) -> StoreError {
         StoreError::CannotOpen(m) => StoreError::CannotOpen(m.clone()),
         StoreError::Io(m) => StoreError::Io(m.clone()),
         StoreError::Sqlite(m) => StoreError::Sqlite(m.clone()),
+        StoreError::Postgres(m) => StoreError::Postgres(m.clone()),
         StoreError::Worker => StoreError::Worker,
     }
 }

@@ -72,7 +72,14 @@ async fn run(
         let mut wait = settings.poll_interval;
         if busy.len() < concurrency {
             let now = Utc::now();
-            match queue.due(now, concurrency + busy.len()).await {
+            // A shared store claims what it returns (never the ones in flight): ask only for
+            // free slots.
+            let wanted = if queue.claims() {
+                concurrency - busy.len()
+            } else {
+                concurrency + busy.len()
+            };
+            match queue.due(now, wanted).await {
                 Ok(due) => {
                     store_failures = 0;
                     for delivery in due {

@@ -21,4 +21,5 @@ pub use client::{SendError, WebhookClient, WebhookSetupError};
 pub use dispatcher::{spawn_dispatcher, DispatcherSettings};
 pub use payload::{webhook_id, webhook_type, WebhookEvent};
 pub(crate) use queue::enqueue_in;
+pub(crate) use queue::PendingDelivery;
 pub use queue::{ParkedDelivery, WebhookQueue, WebhookStats, DELIVERED_RETENTION};

@@ -131,6 +131,12 @@ impl WebhookQueue {
         &self.store
     }
 
+    /// True when [`Self::due`] claims the rows it returns (the shared PostgreSQL store), so they
+    /// are not returned again while in flight.
+    pub(crate) fn claims(&self) -> bool {
+        self.store.postgres().is_some()
+    }
+
     /// Tells the dispatcher that new deliveries are waiting.
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
@@ -148,6 +154,13 @@ impl WebhookQueue {
         endpoints: &[String],
         events: &[WebhookEvent],
     ) -> Result<usize, StoreError> {
+        if let Some(pg) = self.store.postgres() {
+            let added = pg.enqueue_webhooks(endpoints, events).await?;
+            if added > 0 {
+                self.wake();
+            }
+            return Ok(added);
+        }
         let (endpoints, events) = (endpoints.to_vec(), events.to_vec());
         let added = self
             .store
@@ -170,6 +183,9 @@ impl WebhookQueue {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
+        if let Some(pg) = self.store.postgres() {
+            return pg.due_webhooks(now, limit).await;
+        }
         let now = now.timestamp_millis();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.store
@@ -200,6 +216,9 @@ impl WebhookQueue {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if let Some(pg) = self.store.postgres() {
+            return pg.next_webhook_due_after(now).await;
+        }
         let now = now.timestamp_millis();
         self.store
             .run(move |conn| {
@@ -217,6 +236,9 @@ impl WebhookQueue {
     /// Records a successful delivery.
     pub(crate) async fn mark_delivered(&self, id: i64, status: u16) -> Result<(), StoreError> {
         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(pg) = self.store.postgres() {
+            return pg.webhook_delivered(id, status).await;
+        }
         self.store
             .run(move |conn| {
                 conn.execute(
@@ -243,6 +265,11 @@ impl WebhookQueue {
         if park {
             self.counters.parked.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(pg) = self.store.postgres() {
+            return pg
+                .webhook_failed(id, kind, status, next_attempt_at, park)
+                .await;
+        }
         let next = next_attempt_at.timestamp_millis();
         self.store
             .run(move |conn| {
@@ -260,6 +287,9 @@ impl WebhookQueue {
 
     /// Up to `limit` parked deliveries, oldest first.
     pub async fn parked(&self, limit: usize) -> Result<Vec<ParkedDelivery>, StoreError> {
+        if let Some(pg) = self.store.postgres() {
+            return pg.parked_webhooks(limit).await;
+        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.store
             .run(move |conn| {
@@ -292,6 +322,13 @@ impl WebhookQueue {
     /// `ids`, or all of them when `ids` is empty. Returns how many. A running gateway picks them
     /// up at its next poll.
     pub async fn replay(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        if let Some(pg) = self.store.postgres() {
+            let count = pg.replay_webhooks(ids).await?;
+            if count > 0 {
+                self.wake();
+            }
+            return Ok(count);
+        }
         let ids = ids.to_vec();
         let count = self
             .store
@@ -327,6 +364,9 @@ impl WebhookQueue {
     /// Removes delivered rows older than `older_than`; returns how many.
     pub(crate) async fn prune_delivered(&self, older_than: Duration) -> Result<usize, StoreError> {
         let cutoff = millis_before(Utc::now(), older_than);
+        if let Some(pg) = self.store.postgres() {
+            return pg.prune_webhooks(cutoff).await;
+        }
         self.store
             .run(move |conn| {
                 Ok(conn.execute(
@@ -339,27 +379,34 @@ impl WebhookQueue {
 
     /// Queue figures from the store plus this process's counters.
     pub async fn stats(&self) -> Result<WebhookStats, StoreError> {
-        let (pending, parked, delivered, oldest) = self
-            .store
-            .run(|conn| {
-                Ok(conn.query_row(
-                    "SELECT COALESCE(SUM(state = 'pending'), 0),
+        let counts = match self.store.postgres() {
+            Some(pg) => Some(pg.webhook_counts().await?),
+            None => None,
+        };
+        let (pending, parked, delivered, oldest) = if let Some(counts) = counts {
+            counts
+        } else {
+            self.store
+                .run(|conn| {
+                    Ok(conn.query_row(
+                        "SELECT COALESCE(SUM(state = 'pending'), 0),
                             COALESCE(SUM(state = 'parked'), 0),
                             COALESCE(SUM(state = 'delivered'), 0),
                             MIN(CASE WHEN state = 'pending' THEN created_at END)
                      FROM webhook_deliveries",
-                    [],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, Option<i64>>(3)?,
-                        ))
-                    },
-                )?)
-            })
-            .await?;
+                        [],
+                        |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, i64>(2)?,
+                                r.get::<_, Option<i64>>(3)?,
+                            ))
+                        },
+                    )?)
+                })
+                .await?
+        };
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let now = Utc::now().timestamp_millis();
         Ok(WebhookStats {

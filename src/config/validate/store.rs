@@ -1,0 +1,296 @@
+//! `[store]` beyond the data directory: which backend holds the durable state (the embedded
+//! SQLite file, the default, or a PostgreSQL database shared by several replicas) and how to
+//! reach it. Validated here (stage two); the password file is read by [`check_files`] (stage
+//! three) and, like every secret file, must not be readable by others.
+
+use std::time::Duration;
+
+use super::Checker;
+use crate::config::error::ConfigError;
+use crate::config::raw::RawStore;
+use crate::config::secret::SecretFile;
+use crate::config::Config;
+
+/// Default `store.pool_size`: connections each replica keeps to PostgreSQL.
+pub const DEFAULT_POOL_SIZE: u64 = 16;
+/// Default `store.owner_retry_ms`: how often a replica that does not own the singleton work (the
+/// events feed, the webhook dispatcher) tries to take it over.
+pub const DEFAULT_OWNER_RETRY_MS: u64 = 1_000;
+
+/// Default `store.claim_ms`: how long a replica's claim on a due row lasts (longer than one
+/// delivery attempt with its retries).
+pub const DEFAULT_CLAIM_MS: u64 = 60_000;
+
+/// Where the durable state lives.
+#[derive(Debug, Clone, Default)]
+pub enum StoreBackend {
+    /// The embedded SQLite file in `store.data_dir`: one gateway process per data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database every replica shares.
+    Postgres(PostgresConfig),
+}
+
+/// `[store] backend = "postgres"`: the shared database.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// A `postgresql://user@host:port/database` URL (or libpq key=value string) without a
+    /// password. Plain TCP: keep the database on loopback, a private network or behind a TLS
+    /// tunnel (see SECURITY.md).
+    pub url: String,
+    /// The password, read from a file like every other secret; `None` for trust/peer setups.
+    pub password: Option<SecretFile>,
+    /// Connections each replica keeps.
+    pub pool_size: usize,
+    /// How often a replica that does not own the singleton work tries to take it over: with the
+    /// time PostgreSQL needs to notice a dead session, the bound on a takeover.
+    pub owner_retry: Duration,
+    /// How long a replica's claim on a due opening or webhook delivery lasts: a replica killed
+    /// mid-delivery delays those rows by at most this.
+    pub claim: Duration,
+}
+
+impl Checker {
+    /// The backend and its connection settings.
+    pub(super) fn store_backend(&mut self, raw: &RawStore) -> Option<StoreBackend> {
+        let backend = raw.backend.as_deref().map(str::trim).unwrap_or("sqlite");
+        match backend {
+            "sqlite" => {
+                for (field, set) in [
+                    ("store.url", raw.url.is_some()),
+                    ("store.password_file", raw.password_file.is_some()),
+                ] {
+                    if set {
+                        self.invalid(field, "applies only with store.backend = \"postgres\"");
+                    }
+                }
+                Some(StoreBackend::Sqlite)
+            }
+            "postgres" => {
+                let url = self.postgres_url(raw.url.clone());
+                let password = match raw.password_file.clone() {
+                    Some(path) => self
+                        .nonempty_path("store.password_file", path)
+                        .map(|p| Some(SecretFile::unread(p))),
+                    None => Some(None),
+                };
+                let pool_size = self.count(
+                    "store.pool_size",
+                    raw.pool_size,
+                    DEFAULT_POOL_SIZE,
+                    2..=1_000,
+                );
+                let owner_retry = self.millis(
+                    "store.owner_retry_ms",
+                    raw.owner_retry_ms,
+                    DEFAULT_OWNER_RETRY_MS,
+                    50..=60_000,
+                );
+                let claim = self.millis(
+                    "store.claim_ms",
+                    raw.claim_ms,
+                    DEFAULT_CLAIM_MS,
+                    500..=600_000,
+                );
+                Some(StoreBackend::Postgres(PostgresConfig {
+                    claim: claim?,
+                    url: url?,
+                    password: password?,
+                    pool_size: usize::try_from(pool_size?).unwrap_or(16),
+                    owner_retry: owner_retry?,
+                }))
+            }
+            _ => {
+                self.invalid("store.backend", "must be \"sqlite\" or \"postgres\"");
+                None
+            }
+        }
+    }
+
+    /// A connection string tokio-postgres accepts, naming a database and carrying no password.
+    fn postgres_url(&mut self, value: Option<String>) -> Option<String> {
+        let value = self.text("store.url", value)?;
+        let parsed: tokio_postgres::Config = match value.trim().parse() {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                // The driver's message may echo the string (and a password in it): not repeated.
+                self.invalid(
+                    "store.url",
+                    "must be a PostgreSQL connection URL, e.g. postgresql://ikkuna@db:5432/ikkuna",
+                );
+                return None;
+            }
+        };
+        if parsed.get_password().is_some() {
+            self.invalid(
+                "store.url",
+                "must not carry a password: put it in store.password_file",
+            );
+            return None;
+        }
+        if parsed.get_hosts().is_empty() {
+            self.invalid("store.url", "must name a host");
+            return None;
+        }
+        if parsed.get_dbname().is_none() {
+            self.invalid("store.url", "must name a database");
+            return None;
+        }
+        Some(value.trim().to_owned())
+    }
+}
+
+/// Stage three: the PostgreSQL password file is read now, so a missing one fails the start.
+pub(crate) fn check_files(config: &mut Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if let StoreBackend::Postgres(pg) = &mut config.store.backend {
+        if let Some(secret) = &mut pg.password {
+            let path = secret.path().to_path_buf();
+            let result = match secret.load() {
+                Ok(material) if !super::pipelines::trimmed(material.expose()).is_empty() => Ok(()),
+                Ok(_) => Err("is empty".to_owned()),
+                Err(error) => Err(format!("cannot read: {error}")),
+            };
+            if let Err(reason) = result {
+                errors.push(ConfigError::File {
+                    field: "store.password_file",
+                    path,
+                    reason,
+                });
+            }
+        }
+    }
+    errors
+}
+
+/// The password file, for the check that refuses secret files others can read.
+pub(crate) fn secret_file(config: &Config) -> Option<(&'static str, std::path::PathBuf)> {
+    match &config.store.backend {
+        StoreBackend::Postgres(PostgresConfig {
+            password: Some(secret),
+            ..
+        }) => Some(("store.password_file", secret.path().to_path_buf())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::config::{no_env, Config, StoreBackend};
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+tls_cert = "/x/gateway.pem"
+tls_key_file = "/x/gateway.key"
+[admin]
+listen = "127.0.0.1:0"
+[dvv]
+base_url = "https://127.0.0.1:1"
+provider_id = "provider-a"
+ca_cert = "/x/ca.pem"
+client_cert = "/x/client.pem"
+client_key_file = "/x/client.key"
+assertion_key_file = "/x/assertion.key"
+consent_service_url = "https://127.0.0.1:2/consent-service"
+[assertions]
+issuer = "https://identity.example"
+jwks_file = "/x/jwks.json"
+[store]
+data_dir = "/x/data"
+"#;
+
+    fn with_store(extra: &str) -> String {
+        format!("{BASE}{extra}\n")
+    }
+
+    #[test]
+    fn sqlite_is_the_default() {
+        let config = Config::from_toml_str(BASE, &no_env).unwrap();
+        assert!(matches!(config.store.backend, StoreBackend::Sqlite));
+    }
+
+    #[test]
+    fn postgres_needs_a_url_without_password() {
+        let ok = with_store(
+            "backend = \"postgres\"\nurl = \"postgresql://ikkuna@127.0.0.1:5432/ikkuna\"\npassword_file = \"/p\"",
+        );
+        let config = Config::from_toml_str(&ok, &no_env).unwrap();
+        let StoreBackend::Postgres(pg) = &config.store.backend else {
+            panic!("postgres expected");
+        };
+        assert_eq!(pg.pool_size, 16);
+        assert!(pg.password.is_some());
+
+        let missing = with_store("backend = \"postgres\"");
+        let errors = Config::from_toml_str(&missing, &no_env).unwrap_err();
+        assert!(errors.names("store.url"), "{errors}");
+
+        let leaky = with_store("backend = \"postgres\"\nurl = \"postgresql://u:hunter2@h/db\"");
+        let errors = Config::from_toml_str(&leaky, &no_env).unwrap_err();
+        assert!(errors.names("store.url"), "{errors}");
+        assert!(!errors.to_string().contains("hunter2"), "{errors}");
+
+        let unknown = with_store("backend = \"mysql\"");
+        let errors = Config::from_toml_str(&unknown, &no_env).unwrap_err();
+        assert!(errors.names("store.backend"), "{errors}");
+
+        let stray = with_store("url = \"postgresql://u@h/db\"");
+        let errors = Config::from_toml_str(&stray, &no_env).unwrap_err();
+        assert!(errors.names("store.url"), "{errors}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_password_file_is_read_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("postgres.password");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = with_store(&format!(
+            "backend = \"postgres\"\nurl = \"postgresql://ikkuna@h/db\"\npassword_file = \"{}\"",
+            file.display()
+        ));
+        let mut config = Config::from_toml_str(&text, &no_env).unwrap();
+        let exposed = crate::config::insecure_secret_files(&config);
+        assert!(
+            exposed
+                .iter()
+                .any(|e| e.to_string().contains("store.password_file")),
+            "{exposed:?}"
+        );
+        assert!(super::check_files(&mut config).is_empty());
+        std::fs::write(&file, "\n").unwrap();
+        let mut config = Config::from_toml_str(&text, &no_env).unwrap();
+        let errors = super::check_files(&mut config);
+        assert!(
+            errors[0].to_string().contains("store.password_file"),
+            "{errors:?}"
+        );
+        assert!(!errors[0].to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn env_selects_postgres() {
+        let vars: HashMap<&str, &str> = [
+            ("IKKUNA_STORE_BACKEND", "postgres"),
+            (
+                "IKKUNA_STORE_URL",
+                "host=/tmp/pg port=5433 user=ikkuna dbname=ikkuna",
+            ),
+            ("IKKUNA_STORE_OWNER_RETRY_MS", "200"),
+        ]
+        .into_iter()
+        .collect();
+        let env = move |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let config = Config::from_toml_str(BASE, &env).unwrap();
+        let StoreBackend::Postgres(pg) = &config.store.backend else {
+            panic!("postgres expected");
+        };
+        assert_eq!(pg.owner_retry.as_millis(), 200);
+        assert!(pg.password.is_none());
+    }
+}

@@ -1,0 +1,475 @@
+//! Several gateway replicas on one PostgreSQL store (issue 10), over real sockets: a throw-away
+//! PostgreSQL server on loopback, the sandbox DVV, a webhook receiver and three `ikkuna run`
+//! processes sharing the store. The workload reads every message through two replicas at once,
+//! revokes consents, and SIGKILLs the feed owner and a second (delivering) replica mid-run. It
+//! shows: every opening exactly once at DVV, every webhook event delivered at least once and
+//! never under two ids, revocations enforced on every replica through the owner's `NOTIFY`, and
+//! the shared ledger equal to DVV's record.
+//!
+//! Skips with a notice when PostgreSQL is not installed (Debian's `postgresql`), except in CI.
+
+mod common;
+mod pg;
+mod receiver;
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Answer, Harness};
+use http_body_util::{BodyExt as _, Full};
+use ikkuna::webhooks::WebhookEvent;
+use receiver::Receiver;
+use serde_json::{json, Value};
+
+/// One gateway process.
+struct Replica {
+    name: String,
+    child: Option<tokio::process::Child>,
+    api: String,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Replica {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn owns(&self) -> bool {
+        self.log_text().contains("now owns the events feed")
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("SIGKILL");
+            let _ = child.wait().await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The environment every replica shares (webhooks to `receiver`, the feed polled quickly,
+/// PostgreSQL with short takeover and claim periods, consent answers cached for two minutes so
+/// only the feed and its notifications can close a window quickly).
+fn shared_env(h: &Harness, receiver: &Receiver, url: &str) -> Vec<(String, String)> {
+    let secret = h.dir.path().join("webhook.secret");
+    std::fs::write(&secret, format!("{}\n", support::SECRET)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let ca = h.info["caCert"].as_str().unwrap().to_owned();
+    [
+        ("IKKUNA_STORE_BACKEND", "postgres"),
+        ("IKKUNA_STORE_URL", url),
+        ("IKKUNA_STORE_OWNER_RETRY_MS", "200"),
+        ("IKKUNA_STORE_CLAIM_MS", "2000"),
+        ("IKKUNA_STORE_POOL_SIZE", "8"),
+        ("IKKUNA_WEBHOOKS_ENDPOINTS", &receiver.url),
+        ("IKKUNA_WEBHOOKS_SECRET_FILE", &secret.display().to_string()),
+        ("IKKUNA_WEBHOOKS_CA_CERT", &ca),
+        ("IKKUNA_WEBHOOKS_INITIAL_BACKOFF_MS", "50"),
+        ("IKKUNA_WEBHOOKS_MAX_BACKOFF_MS", "300"),
+        ("IKKUNA_WEBHOOKS_TIMEOUT_MS", "3000"),
+        ("IKKUNA_EVENTS_POLL_INTERVAL_MS", "200"),
+        ("IKKUNA_EVENTS_MAX_BACKOFF_MS", "1000"),
+        ("IKKUNA_EVENTS_START", "retention"),
+        ("IKKUNA_CONSENT_REVOCATION_BOUND_SECS", "120"),
+        ("IKKUNA_CONSENT_NEGATIVE_TTL_SECS", "120"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn spawn_replica(h: &Harness, env: &[(String, String)], n: usize) -> Replica {
+    let name = format!("replica-{n}");
+    let (api, admin) = (free_port(), free_port());
+    let dir = h.dir.path().join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("gateway.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ikkuna"));
+    cmd.arg("run")
+        .arg("--config")
+        .arg(h.config_path())
+        .env("IKKUNA_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("IKKUNA_SERVER_LISTEN", format!("127.0.0.1:{api}"))
+        .env("IKKUNA_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("IKKUNA_STORE_DATA_DIR", dir.join("data"))
+        .env("IKKUNA_AUDIT_FILE", dir.join("audit.log"))
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Replica {
+        name,
+        child: Some(cmd.spawn().expect("gateway starts")),
+        api: format!("https://127.0.0.1:{api}"),
+        admin: format!("http://127.0.0.1:{admin}"),
+        log,
+    }
+}
+
+async fn wait_ready(h: &Harness, r: &Replica) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(a) = h.get_plain(&format!("{}/readyz", r.admin)).await {
+            if a.status == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} not ready:\n{}",
+            r.name,
+            r.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An operator-API call to one replica.
+async fn call(h: &Harness, r: &Replica, path: &str, token: &str) -> Answer {
+    let req = http::Request::builder()
+        .uri(format!("{}{path}", r.api))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), h.client.request(req))
+        .await
+        .expect("answer in time")
+        .expect("replica answers");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+async fn admin_ok(h: &Harness, path: &str, body: Value) -> Value {
+    let a = h.sandbox_admin("POST", path, Some(body)).await;
+    assert!(a.status < 300, "{path}: {:?}", a.json());
+    a.json()
+}
+
+/// The consent state `r` reports for the citizen: from its cache while cached (answers live
+/// 120 s here), so a change shows only when the feed or its notification reached `r`.
+async fn consent(h: &Harness, r: &Replica, token: &str) -> Value {
+    let a = call(h, r, "/v1/consent", token).await;
+    assert_eq!(a.status, 200, "{}: {:?}", r.name, a.json());
+    a.json()
+}
+
+/// Waits until `r` reports the citizen's consent revoked, then checks the inbox is refused;
+/// returns how long it took.
+async fn wait_revoked(h: &Harness, r: &Replica, token: &str, bound: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if consent(h, r, token).await["state"] == "Revoked" {
+            break;
+        }
+        assert!(
+            start.elapsed() < bound,
+            "{} still has the revoked consent cached as active",
+            r.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = start.elapsed();
+    assert_eq!(call(h, r, "/v1/messages", token).await.status, 403);
+    took
+}
+
+/// Openings the shared store holds in `state`.
+async fn openings_in(url: &str, state: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM openings WHERE state = $1", &[&state])
+        .await
+        .unwrap()
+        .get(0);
+    drop(client);
+    let _ = driver.await;
+    n
+}
+
+/// `ikkuna ledger report` against the shared store.
+async fn ledger(h: &Harness, env: &[(String, String)]) -> Value {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ikkuna"));
+    cmd.args(["ledger", "report", "--config"])
+        .arg(h.config_path())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("ledger in time")
+        .expect("ledger runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ledger JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_one_store_through_kills() {
+    let Some(server) = pg::start_or_skip("three_replicas_share_one_store_through_kills") else {
+        return;
+    };
+    let started = Instant::now();
+    let url = server.create_database("replicas").await;
+    let h = Harness::with_sandbox().await;
+    let path = |key: &str| PathBuf::from(h.info[key].as_str().unwrap());
+    let receiver = Receiver::start(&path("gatewayCert"), &path("gatewayKey"), 200).await;
+    let env = shared_env(&h, &receiver, &url);
+    let mut replicas: Vec<Replica> = (0..3).map(|n| spawn_replica(&h, &env, n)).collect();
+    for r in &replicas {
+        wait_ready(&h, r).await;
+    }
+
+    let active: Vec<String> = h.info["citizens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["consent"] == "Active")
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(active.len() >= 3, "the sandbox seeds active citizens");
+    let (readers, revoked_early, revoked_late) = (
+        &active[..active.len() - 2],
+        &active[active.len() - 2],
+        &active[active.len() - 1],
+    );
+    let mut messages: Vec<(String, i64)> = Vec::new();
+    for citizen in readers {
+        for n in 0..4 {
+            let m = admin_ok(
+                &h,
+                "/admin/messages",
+                json!({"endUserId": citizen, "title": format!("Päätös {n}"), "body": "secret"}),
+            )
+            .await["messageId"]
+                .as_i64()
+                .unwrap();
+            messages.push((h.token(citizen), m));
+        }
+    }
+
+    // Revocations reach every replica's cache (answers cached for 120 s) through the owner.
+    let early = h.token(revoked_early);
+    let late = h.token(revoked_late);
+    for r in &replicas {
+        assert_eq!(consent(&h, r, &early).await["state"], "Active");
+        assert_eq!(consent(&h, r, &late).await["state"], "Active");
+    }
+    h.revoke_consent(revoked_early).await;
+    for r in &replicas {
+        let took = wait_revoked(&h, r, &early, Duration::from_secs(15)).await;
+        eprintln!("{}: revocation enforced after {took:?}", r.name);
+    }
+
+    // Every message read through two replicas at once; the first half with all three up.
+    let half = messages.len() / 2;
+    let read_pair = |(token, m): (String, i64), a: usize, b: usize| {
+        let (ra, rb) = (&replicas[a], &replicas[b]);
+        let h = &h;
+        async move {
+            let path = format!("/v1/messages/{m}");
+            let (x, y) = tokio::join!(call(h, ra, &path, &token), call(h, rb, &path, &token));
+            assert_eq!((x.status, y.status), (200, 200), "message {m}");
+        }
+    };
+    for (i, msg) in messages[..half].iter().cloned().enumerate() {
+        read_pair(msg, i % 3, (i + 1) % 3).await;
+    }
+
+    // The owner and a second replica read the rest together and are SIGKILLed right after,
+    // with their openings just recorded and being delivered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let owner = loop {
+        if let Some(i) = replicas.iter().position(Replica::owns) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no replica owns the feed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let second = (owner + 1) % 3;
+    let survivor = (owner + 2) % 3;
+    // DVV takes 1.5 s to answer these reports, so they are in flight at the kill.
+    let mut slow = Vec::new();
+    for (token, m) in &messages[half..] {
+        let consent_id = consent(&h, &replicas[survivor], token).await["consentId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        slow.push(format!("/v1/consents/{consent_id}/messages/{m}/openings"));
+    }
+    admin_ok(
+        &h,
+        "/admin/faults",
+        json!({"durationMs": 2500, "latencyMs": 1500, "paths": slow}),
+    )
+    .await;
+    let rest: Vec<_> = messages[half..].to_vec();
+    futures_util::future::join_all(rest.into_iter().map(|msg| read_pair(msg, owner, second))).await;
+    let killed_at = Instant::now();
+    replicas[owner].kill().await;
+    replicas[second].kill().await;
+    eprintln!(
+        "killed {} (feed owner) and {} with {} openings pending",
+        replicas[owner].name,
+        replicas[second].name,
+        openings_in(&url, "pending").await
+    );
+
+    // The survivor takes the feed over: a new revocation still closes its window.
+    h.revoke_consent(revoked_late).await;
+    let took = wait_revoked(&h, &replicas[survivor], &late, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replicas[survivor].owns() {
+        assert!(Instant::now() < deadline, "the survivor never took over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "{} took over; revocation after the kill enforced after {took:?} ({:?} after the kill)",
+        replicas[survivor].name,
+        killed_at.elapsed()
+    );
+
+    // Every opening exactly once at DVV, with one opening id per message.
+    let expected: HashSet<i64> = messages.iter().map(|(_, m)| *m).collect();
+    let openings = h
+        .wait_openings(30, |o| {
+            let ours: HashSet<i64> = o
+                .iter()
+                .filter(|x| x["providerId"] == "provider-a")
+                .filter_map(|x| x["messageId"].as_i64())
+                .collect();
+            expected.is_subset(&ours)
+        })
+        .await;
+    let mut per_message: HashMap<i64, Vec<String>> = HashMap::new();
+    for o in openings.iter().filter(|o| o["providerId"] == "provider-a") {
+        per_message
+            .entry(o["messageId"].as_i64().unwrap())
+            .or_default()
+            .push(o["openingId"].as_str().unwrap().to_owned());
+    }
+    for m in &expected {
+        assert_eq!(per_message[m].len(), 1, "message {m}: {:?}", per_message[m]);
+    }
+    let first_opens = openings
+        .iter()
+        .filter(|o| o["providerId"] == "provider-a" && o["firstOpen"] == true)
+        .count();
+
+    // The shared ledger settles and equals DVV's record.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let total = loop {
+        let report = ledger(&h, &env).await;
+        let total = report["total"].clone();
+        if total["pending"] == 0 && total["delivered"] == total["recorded"] {
+            break total;
+        }
+        assert!(Instant::now() < deadline, "ledger never settled: {report}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        total["recorded"].as_u64(),
+        Some(expected.len() as u64),
+        "{total}"
+    );
+    assert_eq!(
+        total["firstOpens"].as_u64(),
+        Some(first_opens as u64),
+        "{total}"
+    );
+
+    // Every feed event reaches the receiver at least once, each under its one id.
+    let feed = support::feed(&h, "provider-a").await;
+    let wanted: HashMap<String, WebhookEvent> = feed
+        .iter()
+        .filter_map(WebhookEvent::from_feed)
+        .map(|w| (w.id.clone(), w))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok: HashSet<String> = receiver
+            .deliveries()
+            .iter()
+            .filter(|d| d.ok())
+            .map(|d| d.header("ikkuna-event-id").to_owned())
+            .collect();
+        if wanted.keys().all(|id| ok.contains(id)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks missing: {:?}",
+            wanted
+                .keys()
+                .filter(|id| !ok.contains(*id))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut ids_per_event: HashMap<String, HashSet<String>> = HashMap::new();
+    for d in receiver.deliveries() {
+        let body = d.json();
+        let id = d.header("ikkuna-event-id").to_owned();
+        assert_eq!(
+            body["id"].as_str(),
+            Some(id.as_str()),
+            "header and body agree"
+        );
+        assert!(
+            wanted.contains_key(&id),
+            "a webhook id no DVV event explains: {body}"
+        );
+        let key = format!(
+            "{}|{}|{}|{}",
+            body["type"], body["consentId"], body["messageId"], body["time"]
+        );
+        ids_per_event.entry(key).or_default().insert(id);
+    }
+    assert!(
+        ids_per_event.values().all(|ids| ids.len() == 1),
+        "an event delivered under two ids: {ids_per_event:?}"
+    );
+    let duplicates = receiver.deliveries().len() - ids_per_event.len();
+    eprintln!(
+        "{} openings, {} webhook events ({} repeated deliveries), {:?} in all",
+        expected.len(),
+        wanted.len(),
+        duplicates,
+        started.elapsed()
+    );
+    for r in &mut replicas {
+        r.kill().await;
+    }
+}

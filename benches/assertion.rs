@@ -28,14 +28,18 @@ fn verify(c: &mut Criterion) {
             JwksSource::File(info.operator_jwks.clone()),
         )))
         .expect("verifier");
-    let jwt = ikkuna_sandbox::mint_citizen_assertion(
-        sandbox.data_dir(),
-        "150385-9046",
-        ikkuna_sandbox::DEFAULT_ACR,
-        Duration::from_secs(600),
-    )
-    .expect("assertion");
-    let header = format!("Bearer {jwt}");
+    // A fresh `Authorization` value (new jti and times), signed by the operator identity key.
+    let mint = || {
+        let jwt = ikkuna_sandbox::mint_citizen_assertion(
+            sandbox.data_dir(),
+            "150385-9046",
+            ikkuna_sandbox::DEFAULT_ACR,
+            Duration::from_secs(600),
+        )
+        .expect("assertion");
+        format!("Bearer {jwt}")
+    };
+    let header = mint();
     rt.block_on(verifier.verify(Some(&header)))
         .expect("the assertion verifies");
     let mut group = c.benchmark_group("assertion");
@@ -48,16 +52,7 @@ fn verify(c: &mut Criterion) {
     // A new assertion each time (minted outside the measurement): the full signature check.
     group.bench_function("verify ES256 (first sight)", |b| {
         b.to_async(&rt).iter_batched(
-            || {
-                let jwt = ikkuna_sandbox::mint_citizen_assertion(
-                    sandbox.data_dir(),
-                    "150385-9046",
-                    ikkuna_sandbox::DEFAULT_ACR,
-                    Duration::from_secs(600),
-                )
-                .expect("assertion");
-                format!("Bearer {jwt}")
-            },
+            mint,
             |fresh| {
                 let verifier = &verifier;
                 async move { black_box(verifier.verify(Some(&fresh)).await) }

@@ -146,6 +146,17 @@ impl Harness {
                     return;
                 }
             }
+            // A gateway that refused its configuration has exited: say so now, not in 30 s.
+            if let Some(status) = self
+                .gateway
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "gateway exited ({status}) before it became ready; its log:\n{}",
+                    self.log_text()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "gateway did not become ready; its log:\n{}",

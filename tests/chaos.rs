@@ -217,43 +217,23 @@ impl Load {
     }
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_load_under_injected_faults_loses_nothing_and_recovers() {
     let started = Instant::now();
     let call_timeout = CALL_TIMEOUT_MS.to_string();
     let body_idle = BODY_IDLE_MS.to_string();
-    let (h, rx) = support::start_with_receiver(
-        &[
-            ("IKKUNA_DVV_CALL_TIMEOUT_MS", call_timeout.as_str()),
-            ("IKKUNA_DVV_BODY_IDLE_TIMEOUT_MS", body_idle.as_str()),
-            ("IKKUNA_DVV_MAX_RETRIES", "2"),
-            ("IKKUNA_DVV_CONNECT_TIMEOUT_MS", "1000"),
-            ("IKKUNA_WEBHOOKS_MAX_ATTEMPTS", "100"),
-            // The load is one operator hammering three citizens: limits are not under test.
-            ("IKKUNA_LIMITS_CITIZEN_PER_MINUTE", "1000000"),
-            ("IKKUNA_LIMITS_CITIZEN_BURST", "100000"),
-            ("IKKUNA_LIMITS_CLIENT_PER_SECOND", "1000000"),
-            ("IKKUNA_LIMITS_CLIENT_BURST", "100000"),
-            ("IKKUNA_LIMITS_DVV_PER_SECOND", "1000000"),
-            ("IKKUNA_LIMITS_DVV_BURST", "100000"),
-        ],
-        200,
-    )
-    .await;
+    let env = [
+        ("IKKUNA_DVV_CALL_TIMEOUT_MS", call_timeout.as_str()),
+        ("IKKUNA_DVV_BODY_IDLE_TIMEOUT_MS", body_idle.as_str()),
+        ("IKKUNA_DVV_MAX_RETRIES", "2"),
+        ("IKKUNA_DVV_CONNECT_TIMEOUT_MS", "1000"),
+        ("IKKUNA_WEBHOOKS_MAX_ATTEMPTS", "100"),
+    ];
+    // The load is one operator hammering three citizens: limits are not under test.
+    let (h, rx) = support::start_with_receiver(&[&env[..], common::NO_LIMITS].concat(), 200).await;
 
     // Fresh messages for three citizens, a third of them with an attachment.
-    let citizens: Vec<String> = h.info["citizens"]
-        .as_array()
-        .expect("citizens")
-        .iter()
-        .filter(|c| c["consent"] == "Active")
-        .filter_map(|c| c["id"].as_str().map(str::to_owned))
-        .take(3)
-        .collect();
+    let citizens: Vec<String> = h.citizens("Active").into_iter().take(3).collect();
     let mut targets = Vec::new();
     for (i, citizen) in citizens.iter().cycle().take(6 * NEW_PER_PHASE).enumerate() {
         let mut body = json!({"endUserId": citizen, "title": "Chaos", "body": "chaos body"});
@@ -298,7 +278,7 @@ async fn mixed_load_under_injected_faults_loses_nothing_and_recovers() {
 
     // Warm-up without faults; the baseline is taken after it (connections pooled, caches filled).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (fd_before, (rss_before, _)) = (fd_count(pid), common::rss_kib(pid));
+    let (fd_before, (rss_before, _)) = (common::fd_count(pid), common::rss_kib(pid));
 
     let phases: [(&'static str, Value); 5] = [
         ("latency", json!({"latencyMs": 400})),
@@ -401,7 +381,7 @@ async fn mixed_load_under_injected_faults_loses_nothing_and_recovers() {
 
     // Resources back near the baseline once the load is gone.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (fd_after, (rss_after, rss_peak)) = (fd_count(pid), common::rss_kib(pid));
+    let (fd_after, (rss_after, rss_peak)) = (common::fd_count(pid), common::rss_kib(pid));
     assert!(
         fd_after <= fd_before + FD_SLACK,
         "descriptors: {fd_before} before, {fd_after} after"

@@ -38,13 +38,7 @@ async fn hundred_sigkills_keep_the_store_sound_and_openings_exact() {
     // Every active citizen with Normal mail, up to 20 messages each: (citizen, message id).
     let mut targets: Vec<(String, i64)> = Vec::new();
     let mut all_messages: BTreeSet<i64> = BTreeSet::new();
-    let citizens: Vec<String> = h.info["citizens"]
-        .as_array()
-        .expect("citizens")
-        .iter()
-        .filter(|c| c["consent"] == "Active")
-        .filter_map(|c| c["id"].as_str().map(str::to_owned))
-        .collect();
+    let citizens: Vec<String> = h.citizens("Active");
     let mut readers = 0;
     for citizen in &citizens {
         let page = h

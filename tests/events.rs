@@ -102,13 +102,7 @@ async fn restart_in_the_middle_of_a_page_neither_loses_nor_duplicates_webhook_id
 
     // A page of events waits for the gateway: new mail for every active citizen, and consent
     // changes.
-    let active: Vec<String> = h.info["citizens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["consent"] == "Active")
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect();
+    let active: Vec<String> = h.citizens("Active");
     for round in 0..8 {
         for citizen in &active {
             let a = h

@@ -14,13 +14,7 @@ async fn bursts_over_the_citizen_and_client_limits_get_429_with_retry_after() {
         ("IKKUNA_LIMITS_CLIENT_BURST", "12"),
     ])
     .await;
-    let citizens: Vec<String> = h.info["citizens"]
-        .as_array()
-        .expect("citizens")
-        .iter()
-        .filter(|c| c["consent"] == "Active")
-        .map(|c| c["id"].as_str().expect("id").to_owned())
-        .collect();
+    let citizens: Vec<String> = h.citizens("Active");
     assert!(citizens.len() >= 2);
     let busy = h.token(&citizens[0]);
     for _ in 0..3 {

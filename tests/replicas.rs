@@ -252,13 +252,7 @@ async fn three_replicas_share_one_store_through_kills() {
         wait_ready(&h, r).await;
     }
 
-    let active: Vec<String> = h.info["citizens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["consent"] == "Active")
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect();
+    let active: Vec<String> = h.citizens("Active");
     assert!(active.len() >= 3, "the sandbox seeds active citizens");
     let (readers, revoked_early, revoked_late) = (
         &active[..active.len() - 2],

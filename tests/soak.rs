@@ -63,27 +63,9 @@ async fn steady_load_keeps_memory_descriptors_and_latency_flat() {
             .unwrap_or(300),
     );
     let window_len = total / 10;
-    let (h, rx) = support::start_with_receiver(
-        &[
-            ("IKKUNA_LIMITS_CITIZEN_PER_MINUTE", "1000000"),
-            ("IKKUNA_LIMITS_CITIZEN_BURST", "100000"),
-            ("IKKUNA_LIMITS_CLIENT_PER_SECOND", "1000000"),
-            ("IKKUNA_LIMITS_CLIENT_BURST", "100000"),
-            ("IKKUNA_LIMITS_DVV_PER_SECOND", "1000000"),
-            ("IKKUNA_LIMITS_DVV_BURST", "100000"),
-        ],
-        200,
-    )
-    .await;
+    let (h, rx) = support::start_with_receiver(common::NO_LIMITS, 200).await;
     let pid = h.gateway_pid();
-    let citizens: Vec<String> = h.info["citizens"]
-        .as_array()
-        .expect("citizens")
-        .iter()
-        .filter(|c| c["consent"] == "Active")
-        .filter_map(|c| c["id"].as_str().map(str::to_owned))
-        .take(3)
-        .collect();
+    let citizens: Vec<String> = h.citizens("Active").into_iter().take(3).collect();
     let targets: Arc<Mutex<Vec<Target>>> = Arc::new(Mutex::new(Vec::new()));
     let mut created = 0usize;
     let add_messages = |n: usize, created: &mut usize| {
@@ -185,10 +167,7 @@ async fn steady_load_keeps_memory_descriptors_and_latency_flat() {
     for i in 0..10 {
         add_messages(6, &mut created).await;
         tokio::time::sleep(window_len).await;
-        let (fds, (rss, _)) = (
-            std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
-            common::rss_kib(pid),
-        );
+        let (fds, (rss, _)) = (common::fd_count(pid), common::rss_kib(pid));
         let mut w = windows.lock().expect("windows");
         let done = w.last_mut().expect("window");
         done.latencies_us.sort_unstable();

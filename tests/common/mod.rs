@@ -181,6 +181,17 @@ impl Harness {
         }
     }
 
+    /// Every seeded citizen whose consent is in `consent` state, in seed order.
+    pub fn citizens(&self, consent: &str) -> Vec<String> {
+        self.info["citizens"]
+            .as_array()
+            .expect("citizens")
+            .iter()
+            .filter(|c| c["consent"] == consent)
+            .map(|c| c["id"].as_str().expect("citizen id").to_owned())
+            .collect()
+    }
+
     pub fn citizen(&self, consent: &str) -> String {
         self.info["citizens"]
             .as_array()
@@ -425,6 +436,21 @@ pub fn https_client(ca: &Path) -> HttpsClient {
 }
 
 /// Memory of a process from /proc: (current RSS, peak RSS) in KiB.
+/// Rate limits raised out of the way, for tests whose load is not about limits.
+pub const NO_LIMITS: &[(&str, &str)] = &[
+    ("IKKUNA_LIMITS_CITIZEN_PER_MINUTE", "1000000"),
+    ("IKKUNA_LIMITS_CITIZEN_BURST", "100000"),
+    ("IKKUNA_LIMITS_CLIENT_PER_SECOND", "1000000"),
+    ("IKKUNA_LIMITS_CLIENT_BURST", "100000"),
+    ("IKKUNA_LIMITS_DVV_PER_SECOND", "1000000"),
+    ("IKKUNA_LIMITS_DVV_BURST", "100000"),
+];
+
+/// Open file descriptors of a process (0 when it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 pub fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {

@@ -20,6 +20,30 @@ pub(super) mod operations;
 pub(super) mod pipelines;
 pub(super) mod store;
 
+/// The smallest configuration that validates, shared by the section validators' tests.
+#[cfg(test)]
+const MINIMAL_TOML: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+tls_cert = "/x/gateway.pem"
+tls_key_file = "/x/gateway.key"
+[admin]
+listen = "127.0.0.1:0"
+[dvv]
+base_url = "https://127.0.0.1:1"
+provider_id = "provider-a"
+ca_cert = "/x/ca.pem"
+client_cert = "/x/client.pem"
+client_key_file = "/x/client.key"
+assertion_key_file = "/x/assertion.key"
+consent_service_url = "https://127.0.0.1:2/consent-service"
+[assertions]
+issuer = "https://identity.example"
+jwks_file = "/x/jwks.json"
+[store]
+data_dir = "/x/data"
+"#;
+
 /// Default `assertions.audience`.
 pub const DEFAULT_AUDIENCE: &str = "ikkuna";
 /// Default `assertions.algorithms`: asymmetric algorithms only.

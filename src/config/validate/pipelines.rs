@@ -264,27 +264,7 @@ mod tests {
     use super::trimmed;
     use crate::config::{no_env, Config, FeedStart};
 
-    const BASE: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-tls_cert = "/x/gateway.pem"
-tls_key_file = "/x/gateway.key"
-[admin]
-listen = "127.0.0.1:0"
-[dvv]
-base_url = "https://127.0.0.1:1"
-provider_id = "provider-a"
-ca_cert = "/x/ca.pem"
-client_cert = "/x/client.pem"
-client_key_file = "/x/client.key"
-assertion_key_file = "/x/assertion.key"
-consent_service_url = "https://127.0.0.1:2/consent-service"
-[assertions]
-issuer = "https://identity.example"
-jwks_file = "/x/jwks.json"
-[store]
-data_dir = "/x/data"
-"#;
+    use super::super::MINIMAL_TOML as BASE;
 
     #[test]
     fn defaults_leave_webhooks_off() {

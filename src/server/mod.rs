@@ -4,6 +4,7 @@
 //! with a timer: see ENGINEERING.md), a cap on open connections, and graceful shutdown that lets
 //! bodies in flight finish.
 
+pub mod answers;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -100,12 +101,14 @@ pub async fn serve(
                     };
                     let client = client_key(peer, stream.get_ref().1.peer_certificates());
                     let service = with_client(router, client);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let io = TokioIo::new(answers::StampAnswers::new(stream));
+                    let conn = builder.serve_connection(io, service);
                     let _ = watcher.watch(conn).await;
                 }
                 None => {
                     let service = with_client(router, client_key(peer, None));
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let io = TokioIo::new(answers::StampAnswers::new(stream));
+                    let conn = builder.serve_connection(io, service);
                     let _ = watcher.watch(conn).await;
                 }
             }

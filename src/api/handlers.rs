@@ -181,8 +181,8 @@ fn attachment_response(stream: AttachmentStream, trace_id: Option<&str>) -> Resp
 }
 
 /// Unknown routes answer in the house style too.
-pub async fn fallback() -> ApiError {
-    ApiError::not_found()
+pub async fn fallback(ctx: Ctx) -> ApiError {
+    ctx.refuse(ApiError::not_found())
 }
 
 /// DVV saying "forbidden" on a message call means the consent ended under us: the cached

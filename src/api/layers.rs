@@ -293,6 +293,33 @@ pub(super) async fn deadline(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_panic_below_the_rescue_layer_is_one_answer_in_the_house_style() {
+        use axum::middleware::from_fn;
+        use tower::ServiceExt;
+
+        async fn panics() -> Response {
+            panic!("a bug in a handler")
+        }
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(panics))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(from_fn(identify))
+                    .layer(from_fn(rescue)),
+            );
+        let request = Request::get("/boom").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(response.headers().contains_key(REQUEST_ID_HEADER));
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], br#"{"reason":"Internal error"}"#);
+    }
+
     #[test]
     fn ids_are_decoded_as_the_integers_they_denote() {
         let params = |pairs: &[(&str, &str)]| -> HashMap<String, String> {

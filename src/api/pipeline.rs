@@ -6,13 +6,16 @@
 //!   2. rescue          a panic anywhere below becomes one 500 answer, nothing internal leaks
 //!   3. shed            over server.max_concurrent_requests: 503 + Retry-After at once, no queue
 //!   4. client_limit    over the operator client's rate: 429 before any signature is checked
-//!      ── routing: each route of routes.rs, with its audit action ──
+//!      ── per route of routes.rs, with its audit action (any other path: 404 after step 4) ──
 //!   5. audit           the access's record is written before its answer leaves (steps 6-9 too)
 //!   6. request_shape   the route's one method, one Authorization, known query, ids decoded once
 //!   7. deadline        the answer (a stream's start) within server.request_timeout_ms, else 504
 //!   8. extractors      VerifiedCitizen → citizen limit + DVV budget → Consented → Admitted
 //!   9. handler         DVV call → opening recorded → stream out (Cache-Control: no-store)
 //! ```
+//!
+//! (axum matches the path first, so steps 1-4 see the route template for the access log; they
+//! wrap every route and the fallback alike.)
 //!
 //! Every refusal of every step is an [`ApiError`](super::error::ApiError), mapped to its answer in
 //! one place (`error.rs`), and noted in the request's [`Ctx`](super::context::Ctx), which is where

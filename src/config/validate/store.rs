@@ -447,4 +447,99 @@ mod tests {
         assert_eq!(pg.owner_retry.as_millis(), 200);
         assert!(pg.password.is_none());
     }
+
+    fn postgres(extra: &str) -> Result<crate::config::PostgresConfig, String> {
+        let text = with_store(&format!("backend = \"postgres\"\n{extra}"));
+        match Config::from_toml_str(&text, &no_env) {
+            Ok(config) => match config.store.backend {
+                StoreBackend::Postgres(pg) => Ok(pg),
+                StoreBackend::Sqlite => Err("sqlite".into()),
+            },
+            Err(errors) => Err(errors.to_string()),
+        }
+    }
+
+    #[test]
+    fn tls_defaults_to_verify_full_and_the_lease_to_ten_seconds() {
+        let pg = postgres("url = \"postgresql://ikkuna@db.example/ikkuna\"").unwrap();
+        assert_eq!(pg.tls.mode, crate::config::SslMode::VerifyFull);
+        assert!(pg.tls.root_cert.is_none() && pg.tls.client.is_none());
+        assert_eq!(
+            pg.owner_lease.as_millis(),
+            u128::from(super::DEFAULT_OWNER_LEASE_MS)
+        );
+        assert_eq!(super::DEFAULT_OWNER_LEASE_MS, 10_000);
+        let short =
+            postgres("url = \"postgresql://ikkuna@h/db\"\nowner_lease_ms = 999").unwrap_err();
+        assert!(short.contains("store.owner_lease_ms"), "{short}");
+    }
+
+    #[test]
+    fn sslmode_comes_from_the_key_or_the_url_and_must_agree() {
+        let pg = postgres("url = \"postgresql://ikkuna@h/db?sslmode=require&application_name=x\"")
+            .unwrap();
+        assert_eq!(pg.tls.mode, crate::config::SslMode::Require);
+        assert_eq!(pg.url, "postgresql://ikkuna@h/db?application_name=x");
+        let pg = postgres("url = \"host=h user=ikkuna dbname=db sslmode=disable\"").unwrap();
+        assert_eq!(pg.tls.mode, crate::config::SslMode::Disable);
+        assert!(!pg.url.contains("sslmode"));
+        let pg = postgres("url = \"postgresql://ikkuna@h/db\"\nsslmode = \"disable\"").unwrap();
+        assert_eq!(pg.tls.mode, crate::config::SslMode::Disable);
+        for (extra, field) in [
+            (
+                "url = \"postgresql://ikkuna@h/db?sslmode=require\"\nsslmode = \"disable\"",
+                "store.sslmode",
+            ),
+            ("url = \"postgresql://ikkuna@h/db\"\nsslmode = \"prefer\"", "store.sslmode"),
+            (
+                "url = \"postgresql://ikkuna@h/db?sslmode=verify-ca\"",
+                "store.sslmode",
+            ),
+            (
+                "url = \"postgresql://ikkuna@h/db?sslrootcert=/ca.pem\"",
+                "store.url",
+            ),
+            (
+                "url = \"postgresql://ikkuna@h/db\"\nssl_cert = \"/c.pem\"",
+                "store.ssl_key_file",
+            ),
+            (
+                "url = \"postgresql://ikkuna@h/db\"\nsslmode = \"disable\"\nssl_root_cert = \"/ca.pem\"",
+                "store.sslmode",
+            ),
+        ] {
+            let errors = postgres(extra).unwrap_err();
+            assert!(errors.contains(field), "{extra}: {errors}");
+        }
+        let stray =
+            Config::from_toml_str(&with_store("sslmode = \"require\""), &no_env).unwrap_err();
+        assert!(stray.names("store.sslmode"), "{stray}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_client_key_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = with_store(&format!(
+            "backend = \"postgres\"\nurl = \"postgresql://ikkuna@h/db\"\n\
+             ssl_root_cert = \"/ca.pem\"\nssl_cert = \"/c.pem\"\nssl_key_file = \"{}\"",
+            key.display()
+        ));
+        let config = Config::from_toml_str(&text, &no_env).unwrap();
+        let StoreBackend::Postgres(pg) = &config.store.backend else {
+            panic!("postgres expected");
+        };
+        assert!(pg.tls.client.is_some() && pg.tls.root_cert.is_some());
+        let exposed = crate::config::insecure_secret_files(&config);
+        assert!(
+            exposed
+                .iter()
+                .any(|e| e.to_string().contains("store.ssl_key_file")),
+            "{exposed:?}"
+        );
+    }
 }

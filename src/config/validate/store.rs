@@ -33,7 +33,7 @@ pub enum StoreBackend {
     #[default]
     Sqlite,
     /// A PostgreSQL database every replica shares.
-    Postgres(PostgresConfig),
+    Postgres(Box<PostgresConfig>),
 }
 
 /// `store.sslmode`: whether and how the connection to PostgreSQL is encrypted (libpq's names).
@@ -153,7 +153,7 @@ impl Checker {
                     DEFAULT_CLAIM_MS,
                     500..=600_000,
                 );
-                Some(StoreBackend::Postgres(PostgresConfig {
+                Some(StoreBackend::Postgres(Box::new(PostgresConfig {
                     claim: claim?,
                     owner_lease: owner_lease?,
                     tls: tls?,
@@ -161,7 +161,7 @@ impl Checker {
                     password: password?,
                     pool_size: usize::try_from(pool_size?).unwrap_or(16),
                     owner_retry: owner_retry?,
-                }))
+                })))
             }
             _ => {
                 self.invalid("store.backend", "must be \"sqlite\" or \"postgres\"");
@@ -452,7 +452,7 @@ mod tests {
         let text = with_store(&format!("backend = \"postgres\"\n{extra}"));
         match Config::from_toml_str(&text, &no_env) {
             Ok(config) => match config.store.backend {
-                StoreBackend::Postgres(pg) => Ok(pg),
+                StoreBackend::Postgres(pg) => Ok(*pg),
                 StoreBackend::Sqlite => Err("sqlite".into()),
             },
             Err(errors) => Err(errors.to_string()),

@@ -772,4 +772,25 @@ mod tls {
             "{plain}"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_without_tls_is_refused_rather_than_spoken_to_in_clear() {
+        let Some(server) = pg_server::start_or_skip("postgres_without_tls_is_refused") else {
+            return;
+        };
+        crate::tls_provider::install();
+        let url = server.create_database("plain").await;
+        for mode in [SslMode::Require, SslMode::VerifyFull] {
+            let mut s = settings(url.clone());
+            s.tls.mode = mode;
+            let refused = match PgStore::connect(&s).await {
+                Ok(_) => panic!("{mode:?} connected to a server without TLS"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                refused.contains("does not offer TLS") && refused.contains(mode.as_str()),
+                "{refused}"
+            );
+        }
+    }
 }

@@ -154,7 +154,14 @@ pub(crate) fn explain(error: &tokio_postgres::Error, mode: SslMode) -> Option<St
             )
         });
     }
-    let text = error.to_string();
+    // The driver's text and its causes (the URL is never part of them).
+    let mut text = error.to_string();
+    let mut cause_of: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = cause_of {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause_of = e.source();
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     let mut cause = None;
     while let Some(e) = source {

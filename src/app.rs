@@ -121,10 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         max_connections: config.admin.max_connections,
         ..limits.clone()
     };
-    let pipelines = match outbox.postgres() {
-        None => spawn_event_pipelines(&config, &dvv, &window, &stopped)?,
-        Some(pg) => spawn_shared_pipelines(pg, &config, &dvv, &window, &stopped)?,
-    };
+    let pipelines = spawn_pipelines(&outbox, &config, &dvv, &window, &stopped)?;
     let tasks = vec![
         crate::limits::spawn_housekeeping(
             rate_limits,
@@ -198,38 +195,102 @@ fn verifier_settings(a: &config::AssertionsConfig) -> VerifierSettings {
     s
 }
 
-/// The events feed (consent changes and webhooks), the webhook dispatcher when endpoints are
-/// configured, and the ledger's retention.
-fn spawn_event_pipelines(
-    config: &Config,
-    dvv: &DvvClient,
-    window: &Window,
-    stopped: &watch::Receiver<bool>,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    use crate::webhooks::{spawn_dispatcher, DispatcherSettings, WebhookClient};
-    let w = &config.webhooks;
-    let endpoints: Vec<String> = w.endpoints.iter().map(ToString::to_string).collect();
-    let mut tasks = Vec::with_capacity(3);
-    if !endpoints.is_empty() {
+/// The webhook dispatcher's parts, prepared at start so a bad secret or CA fails the start rather
+/// than the first takeover of the singleton work.
+#[derive(Clone)]
+struct Dispatch {
+    client: crate::webhooks::WebhookClient,
+    secret: config::Secret,
+    settings: crate::webhooks::DispatcherSettings,
+}
+
+impl Dispatch {
+    /// `None` when no webhook endpoints are configured.
+    fn prepare(config: &Config) -> anyhow::Result<Option<Self>> {
+        let w = &config.webhooks;
+        if w.endpoints.is_empty() {
+            return Ok(None);
+        }
         let secret = w
             .secret
             .as_ref()
             .context("webhooks.secret_file: is required with webhooks.endpoints")?
             .read()
             .context("webhooks.secret_file: cannot read")?;
-        let client = WebhookClient::new(w.ca_cert.as_deref(), w.connect_timeout, w.timeout)?;
-        let settings = DispatcherSettings {
-            concurrency: w.concurrency,
-            max_attempts: w.max_attempts,
-            initial_backoff: w.initial_backoff,
-            max_backoff: w.max_backoff,
-            poll_interval: Duration::from_secs(1),
-        };
-        tasks.push(spawn_dispatcher(
-            window.webhooks.clone(),
+        let client = crate::webhooks::WebhookClient::new(
+            w.ca_cert.as_deref(),
+            w.connect_timeout,
+            w.timeout,
+        )?;
+        Ok(Some(Self {
             client,
             secret,
-            settings,
+            settings: crate::webhooks::DispatcherSettings {
+                concurrency: w.concurrency,
+                max_attempts: w.max_attempts,
+                initial_backoff: w.initial_backoff,
+                max_backoff: w.max_backoff,
+                poll_interval: Duration::from_secs(1),
+            },
+        }))
+    }
+}
+
+/// The singleton work — the events feed (consent changes and webhooks), the webhook dispatcher
+/// when endpoints are configured, the ledger's retention — run while this process owns it (at
+/// once on the embedded store; by election on a shared one), and the listener for consent
+/// changes other replicas publish.
+fn spawn_pipelines(
+    store: &crate::store::Store,
+    config: &Config,
+    dvv: &DvvClient,
+    window: &Arc<Window>,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let dispatch = Dispatch::prepare(config)?;
+    let consents = window.consents.clone();
+    let sink: crate::store::ConsentSink = Arc::new(move |change: &crate::store::ConsentChange| {
+        if change.revoked {
+            consents.revoke(&change.consent_id);
+        } else {
+            consents.invalidate_consent(&change.consent_id);
+        }
+    });
+    let listener = store.spawn_consent_listener(sink, stopped.clone());
+    let (ownership, election) = store.spawn_owner_election(stopped.clone());
+    let (config, dvv, window) = (config.clone(), dvv.clone(), Arc::clone(window));
+    let owner = ownership.clone();
+    let owner_work = crate::store::spawn_while_owner(ownership, stopped.clone(), move |stop| {
+        spawn_event_pipelines(&config, &dvv, &window, dispatch.clone(), &owner, &stop)
+    });
+    let mut tasks = vec![election, owner_work];
+    tasks.extend(listener);
+    Ok(tasks)
+}
+
+/// Starts the singleton work; it stops when `stopped` turns true (ownership lost or shutdown).
+fn spawn_event_pipelines(
+    config: &Config,
+    dvv: &DvvClient,
+    window: &Window,
+    dispatch: Option<Dispatch>,
+    owner: &crate::store::Ownership,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let endpoints: Vec<String> = config
+        .webhooks
+        .endpoints
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut tasks = Vec::with_capacity(3);
+    if let Some(d) = dispatch {
+        tasks.push(crate::webhooks::spawn_dispatcher(
+            window.webhooks.clone(),
+            d.client,
+            d.secret,
+            d.settings,
+            Some(owner.clone()),
             stopped.clone(),
         ));
     }
@@ -251,33 +312,7 @@ fn spawn_event_pipelines(
         config.ledger.retention,
         stopped.clone(),
     ));
-    Ok(tasks)
-}
-
-/// With a shared PostgreSQL store: the event pipelines run only while this replica owns the
-/// singleton work, and every replica listens for the owner's consent changes.
-fn spawn_shared_pipelines(
-    pg: &crate::store::PgStore,
-    config: &Config,
-    dvv: &DvvClient,
-    window: &Arc<Window>,
-    stopped: &watch::Receiver<bool>,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    // Fail at start, not at the first takeover, if the pipelines cannot be set up.
-    if let Some(secret) = &config.webhooks.secret {
-        secret.read().context("webhooks.secret_file: cannot read")?;
-    }
-    let listener =
-        crate::store::spawn_consent_listener(pg.clone(), window.consents.clone(), stopped.clone());
-    let (owned, election) = crate::store::spawn_owner_election(pg.clone(), stopped.clone());
-    let (config, dvv, window) = (config.clone(), dvv.clone(), Arc::clone(window));
-    let owner_work = crate::store::spawn_while_owner(owned, stopped.clone(), move |stop| {
-        spawn_event_pipelines(&config, &dvv, &window, &stop).unwrap_or_else(|error| {
-            tracing::error!(error = %format!("{error:#}"), "cannot start the event pipelines");
-            Vec::new()
-        })
-    });
-    Ok(vec![election, owner_work, listener])
+    tasks
 }
 
 /// Reports openings through the DVV client: 201 and 409 both settle an opening.

@@ -32,7 +32,8 @@ pub use validate::pipelines::{
     DEFAULT_LEDGER_RETENTION_DAYS, MIN_WEBHOOK_SECRET_BYTES,
 };
 pub use validate::store::{
-    PostgresConfig, StoreBackend, DEFAULT_OWNER_RETRY_MS, DEFAULT_POOL_SIZE,
+    PostgresConfig, PostgresTls, SslMode, StoreBackend, DEFAULT_OWNER_LEASE_MS,
+    DEFAULT_OWNER_RETRY_MS, DEFAULT_POOL_SIZE,
 };
 pub use validate::{
     DEFAULT_ACCEPTED_ACR, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, DEFAULT_MAX_LIFETIME_SECS,

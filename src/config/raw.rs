@@ -247,7 +247,12 @@ raw_sections! {
         password_file: PathBuf,
         pool_size: u64,
         owner_retry_ms: u64,
+        owner_lease_ms: u64,
         claim_ms: u64,
+        sslmode: String,
+        ssl_root_cert: PathBuf,
+        ssl_cert: PathBuf,
+        ssl_key_file: PathBuf,
     }
     /// `[events]`: the DVV events feed consumer.
     events => RawEvents {

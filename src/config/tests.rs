@@ -404,10 +404,11 @@ fn environment_can_supply_a_missing_field_and_bad_values_are_named() {
 fn every_key_has_an_environment_variable() {
     let keys = raw::all_keys();
     // ... + [audit] 5 + [limits] 7 + [log] 2 + [events] 3 + [webhooks] 9 + [ledger] 1, and
-    // [store] 7 rather than 1 (+ backend, url, password_file, pool_size, owner_retry_ms, claim_ms).
+    // [store] 12 rather than 1 (+ backend, url, password_file, pool_size, owner_retry_ms,
+    // owner_lease_ms, claim_ms, sslmode, ssl_root_cert, ssl_cert, ssl_key_file).
     // [server] 12 (+ drain_timeout_ms, write_idle_timeout_ms, idle_timeout_ms), [admin] 2
     // (+ max_connections), [dvv] 15 (+ max_attachment_streams), [assertions] 11 (+ allowed_claims).
-    assert_eq!(keys.len(), 12 + 2 + 15 + 11 + 3 + 7 + 5 + 7 + 2 + 3 + 9 + 1);
+    assert_eq!(keys.len(), 12 + 2 + 15 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1);
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
     let values: HashMap<String, String> = keys
@@ -434,6 +435,8 @@ fn every_key_has_an_environment_variable() {
                 ("store", "url") => "postgresql://ikkuna@h.example/ikkuna",
                 ("store", "owner_retry_ms") => "200",
                 ("store", "claim_ms") => "2000",
+                ("store", "owner_lease_ms") => "1000",
+                ("store", "sslmode") => "verify-full",
                 ("limits", _) => "7",
                 (_, k) if k.ends_with("_ms") || k.ends_with("_secs") => "15",
                 (_, "max_retries") => "2",

@@ -1,26 +1,12 @@
-//! The feed position in the embedded store, advanced only together with the page's webhooks:
-//! one transaction enqueues them and moves the continuation token, so a crash before it repeats
-//! the page (its deliveries are keyed by event id, so nothing is queued twice) and a crash after
-//! it repeats nothing.
+//! The feed position in the store, advanced only together with the page's webhooks: one
+//! transaction enqueues them and moves the continuation token, so a crash before it repeats the
+//! page (its deliveries are keyed by event id, so nothing is queued twice) and a crash after it
+//! repeats nothing. With a shared store the commit is a compare-and-set, so a replica that lost
+//! the singleton work without knowing it yet cannot queue a page twice.
 
-use chrono::Utc;
-use rusqlite::{params, OptionalExtension as _, TransactionBehavior};
-
-use crate::openings::StoreError;
-use crate::webhooks::{enqueue_in, WebhookEvent, WebhookQueue};
-
-/// The result of committing a page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Committed {
-    /// The position moved; this many deliveries were newly queued.
-    Advanced {
-        /// New rows in the webhook queue.
-        queued: usize,
-    },
-    /// The stored position was not the one the page was read from (another writer moved it):
-    /// nothing was written; read the position again.
-    Stale,
-}
+pub use crate::store::Committed;
+use crate::store::StoreError;
+use crate::webhooks::{deliveries, WebhookEvent, WebhookQueue};
 
 /// Reads and advances the stored continuation token.
 #[derive(Clone)]
@@ -29,28 +15,14 @@ pub struct FeedPosition {
 }
 
 impl FeedPosition {
-    /// The position stored beside `queue` (same database).
+    /// The position stored beside `queue` (same store).
     pub fn new(queue: WebhookQueue) -> Self {
         Self { queue }
     }
 
     /// The stored continuation token; `None` before the first page was ever committed.
     pub async fn load(&self) -> Result<Option<String>, StoreError> {
-        if let Some(pg) = self.queue.store().postgres() {
-            return pg.load_position().await;
-        }
-        self.queue
-            .store()
-            .run(|conn| {
-                Ok(conn
-                    .query_row(
-                        "SELECT continuation_token FROM feed_position WHERE id = 1",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .optional()?)
-            })
-            .await
+        self.queue.store().load_position().await
     }
 
     /// In one transaction: checks the stored token is still `from`, queues `webhooks` for every
@@ -64,61 +36,19 @@ impl FeedPosition {
         events: usize,
     ) -> Result<Committed, StoreError> {
         let events = i64::try_from(events).unwrap_or(i64::MAX);
-        if let Some(pg) = self.queue.store().postgres() {
-            let committed = pg
-                .commit_page(from, &next, endpoints, &webhooks, events)
-                .await?;
-            if matches!(committed, Committed::Advanced { queued } if queued > 0) {
-                self.queue.wake();
-            }
-            return Ok(committed);
-        }
-        let endpoints = endpoints.to_vec();
-        let committed = self
-            .queue
+        self.queue
             .store()
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let stored: Option<String> = tx
-                    .query_row(
-                        "SELECT continuation_token FROM feed_position WHERE id = 1",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if stored != from {
-                    return Ok(Committed::Stale);
-                }
-                let now = Utc::now();
-                let queued = enqueue_in(&tx, &endpoints, &webhooks, now)?;
-                tx.execute(
-                    "INSERT INTO feed_position (id, continuation_token, events_seen, updated_at)
-                     VALUES (1, ?1, ?2, ?3)
-                     ON CONFLICT (id) DO UPDATE SET continuation_token = excluded.continuation_token,
-                         events_seen = events_seen + excluded.events_seen,
-                         updated_at = excluded.updated_at",
-                    params![next, events, now.timestamp_millis()],
-                )?;
-                tx.commit()?;
-                Ok(Committed::Advanced { queued })
-            })
-            .await?;
-        if matches!(committed, Committed::Advanced { queued } if queued > 0) {
-            self.queue.wake();
-        }
-        Ok(committed)
+            .commit_page(from, &next, endpoints, &deliveries(&webhooks), events)
+            .await
     }
 
     /// Tells the other replicas about consent changes in a page (`(revoked, consent id)` pairs)
-    /// so their caches drop them at once. Only a shared PostgreSQL store has other replicas; with
-    /// SQLite this does nothing.
+    /// so their caches drop them at once. Only a shared store has other replicas; with the
+    /// embedded one this does nothing.
     pub async fn publish_consent_changes(
         &self,
         changes: &[(bool, String)],
     ) -> Result<(), StoreError> {
-        match self.queue.store().postgres() {
-            Some(pg) => pg.publish_consent_changes(changes).await,
-            None => Ok(()),
-        }
+        self.queue.store().publish_consent_changes(changes).await
     }
 }

@@ -2,28 +2,10 @@
 //! to DVV, pending, parked, and those DVV answered `firstOpen: true`.
 
 use chrono::{NaiveDate, TimeZone as _, Utc};
-use rusqlite::params;
 use serde::Serialize;
 
-use crate::openings::{Outbox, StoreError};
-
-/// One month's figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MonthFigures {
-    /// `YYYY-MM` (UTC), or `total`.
-    pub month: String,
-    /// Openings recorded by this gateway.
-    pub recorded: u64,
-    /// Of those, settled with DVV.
-    pub delivered: u64,
-    /// Not yet settled (retrying).
-    pub pending: u64,
-    /// Refused by DVV for good and set aside for an operator's look.
-    pub parked: u64,
-    /// Delivered openings DVV answered `firstOpen: true`: the basis of compensation.
-    pub first_opens: u64,
-}
+pub use crate::store::MonthFigures;
+use crate::store::{Store, StoreError};
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,47 +51,9 @@ impl Period {
 }
 
 /// Computes the report from the openings table.
-pub async fn report(store: &Outbox, period: Period) -> Result<LedgerReport, StoreError> {
+pub async fn report(store: &Store, period: Period) -> Result<LedgerReport, StoreError> {
     let (start, end) = period.millis();
-    let shared = match store.postgres() {
-        Some(pg) => Some(pg.ledger_months(start, end).await?),
-        None => None,
-    };
-    let (months, pruned_before) = if let Some(shared) = shared {
-        shared
-    } else {
-        store
-            .run(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT strftime('%Y-%m', opened_at / 1000, 'unixepoch') AS month,
-                        COUNT(*),
-                        COALESCE(SUM(state = 'delivered'), 0),
-                        COALESCE(SUM(state = 'pending'), 0),
-                        COALESCE(SUM(state = 'parked'), 0),
-                        COALESCE(SUM(state = 'delivered' AND first_open = 1), 0)
-                 FROM openings WHERE opened_at >= ?1 AND opened_at < ?2
-                 GROUP BY month ORDER BY month",
-                )?;
-                let count = |n: i64| u64::try_from(n).unwrap_or(0);
-                let rows = stmt.query_map(params![start, end], |r| {
-                    Ok(MonthFigures {
-                        month: r.get(0)?,
-                        recorded: count(r.get(1)?),
-                        delivered: count(r.get(2)?),
-                        pending: count(r.get(3)?),
-                        parked: count(r.get(4)?),
-                        first_opens: count(r.get(5)?),
-                    })
-                })?;
-                let months = rows.collect::<Result<Vec<_>, _>>()?;
-                let pruned: Option<i64> =
-                    conn.query_row("SELECT MAX(pruned_before) FROM ledger_retention", [], |r| {
-                        r.get(0)
-                    })?;
-                Ok((months, pruned))
-            })
-            .await?
-    };
+    let (months, pruned_before) = store.ledger_months(start, end).await?;
     let mut total = MonthFigures {
         month: "total".to_owned(),
         ..MonthFigures::default()

@@ -5,47 +5,25 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use rusqlite::params;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::openings::{Outbox, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How often the pruning runs.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 
 /// Deletes delivered openings opened more than `retention` ago and records the cut-off (the
 /// report shows it). Returns how many were deleted.
-pub async fn prune(store: &Outbox, retention: Duration) -> Result<usize, StoreError> {
+pub async fn prune(store: &Store, retention: Duration) -> Result<usize, StoreError> {
     let now = Utc::now().timestamp_millis();
     let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-    if let Some(pg) = store.postgres() {
-        return pg.prune_ledger(cutoff).await;
-    }
-    store
-        .run(move |conn| {
-            let tx = conn.transaction()?;
-            let deleted = tx.execute(
-                "DELETE FROM openings WHERE state = 'delivered' AND opened_at < ?1",
-                params![cutoff],
-            )?;
-            if deleted > 0 {
-                tx.execute(
-                    "INSERT INTO ledger_retention (id, pruned_before, pruned_at) VALUES (1, ?1, ?2)
-                     ON CONFLICT (id) DO UPDATE SET pruned_before = excluded.pruned_before,
-                         pruned_at = excluded.pruned_at",
-                    params![cutoff, now],
-                )?;
-            }
-            tx.commit()?;
-            Ok(deleted)
-        })
-        .await
+    store.prune_ledger(cutoff).await
 }
 
 /// Runs [`prune`] at start and then every [`PRUNE_EVERY`] until `shutdown`.
 pub fn spawn_retention(
-    store: Outbox,
+    store: Store,
     retention: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {

@@ -1,17 +1,18 @@
 //! The deliverer: reports recorded openings to DVV, concurrently but bounded, at once when one is
-//! recorded, with jittered exponential backoff on failure, until each is settled or parked.
+//! recorded, with jittered exponential backoff on failure, until each is settled or parked. The
+//! loop itself is the store's one claim → send → settle worker ([`crate::store::worker`]); this
+//! module says how an opening is sent and settled.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use rand::Rng as _;
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-use super::outbox::{after, Outbox, PendingOpening};
+use crate::store::worker::{self, Work, WorkerSettings};
+use crate::store::{PendingOpening, Store, StoreError};
 
 /// DVV's answer to a report: whether this operator's window was the first to open the message,
 /// and when DVV marked it read. A 201 and a 409 (the original answer repeated) both give one.
@@ -78,127 +79,83 @@ impl Default for DelivererSettings {
 /// `shutdown` becomes true (or its sender is dropped), lets the reports in flight finish, and
 /// then its task ends. Anything not yet settled stays pending in the store for the next start.
 pub fn spawn_deliverer<R: OpeningReporter>(
-    outbox: Outbox,
+    outbox: Store,
     reporter: Arc<R>,
     settings: DelivererSettings,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(outbox, reporter, settings, shutdown))
+    let pacing = WorkerSettings {
+        concurrency: settings.concurrency,
+        poll_interval: settings.poll_interval,
+        initial_backoff: settings.initial_backoff,
+        max_backoff: settings.max_backoff,
+    };
+    let work = Arc::new(Openings {
+        store: outbox,
+        reporter,
+        settings,
+    });
+    // Every replica delivers openings (claims keep them apart): no owner needed.
+    tokio::spawn(worker::run(work, pacing, None, shutdown))
 }
 
-async fn run<R: OpeningReporter>(
-    outbox: Outbox,
+/// Opening delivery as [`Work`]: due openings from the store, reported to DVV.
+struct Openings<R> {
+    store: Store,
     reporter: Arc<R>,
     settings: DelivererSettings,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let concurrency = settings.concurrency.max(1);
-    let mut in_flight: JoinSet<()> = JoinSet::new();
-    let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut store_failures: u32 = 0;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let mut wait = settings.poll_interval;
-        if busy.len() < concurrency {
-            match fill(
-                &outbox,
-                &reporter,
-                &settings,
-                &mut in_flight,
-                &mut busy,
-                concurrency,
-            )
-            .await
-            {
-                Ok(next_due) => {
-                    store_failures = 0;
-                    if let Some(at) = next_due {
-                        let until = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                        wait = wait.min(until);
-                    }
-                }
-                Err(kind) => {
-                    store_failures = store_failures.saturating_add(1);
-                    tracing::warn!(kind, "openings outbox unreadable; delivery paused");
-                    wait = wait.min(backoff(&settings, store_failures));
-                }
-            }
-        }
-        tokio::select! {
-            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                let id = match &done {
-                    Ok((id, ())) => *id,
-                    Err(error) => error.id(),
-                };
-                if let (Some(opening_id), Err(_)) = (busy.remove(&id), &done) {
-                    // The report task panicked: treat it as a retryable failure, not a hot loop.
-                    let at = after(Utc::now(), settings.max_backoff);
-                    if let Err(error) = outbox.mark_failed(&opening_id, "panic", at).await {
-                        tracing::warn!(kind = error.kind(), "could not record a failed delivery");
-                    }
-                }
-            }
-            () = outbox.recorded() => {}
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => {
-                // A dropped sender also means stop: nobody can ever ask us to continue.
-                break;
-            }
-        }
-    }
-    while in_flight.join_next().await.is_some() {}
 }
 
-/// Starts reports for due openings not already in flight; returns when the next pending
-/// opening that is not yet due falls due, or the kind of the store failure.
-async fn fill<R: OpeningReporter>(
-    outbox: &Outbox,
-    reporter: &Arc<R>,
-    settings: &DelivererSettings,
-    in_flight: &mut JoinSet<()>,
-    busy: &mut HashMap<tokio::task::Id, String>,
-    concurrency: usize,
-) -> Result<Option<DateTime<Utc>>, &'static str> {
-    let now = Utc::now();
-    let free = concurrency.saturating_sub(busy.len());
-    // Fetch enough to skip the ones already in flight: if that fills every free slot, the
-    // completions wake the loop; if not, every due opening is now in flight.
-    // A shared store claims what it returns (never the ones in flight): ask only for free slots.
-    let wanted = if outbox.postgres().is_some() {
-        free
-    } else {
-        free + busy.len()
-    };
-    let due = outbox.due(now, wanted).await.map_err(|e| e.kind())?;
-    for opening in due {
-        if busy.len() >= concurrency {
-            break;
-        }
-        if busy.values().any(|id| *id == opening.opening_id) {
-            continue;
-        }
-        let opening_id = opening.opening_id.clone();
-        let task = in_flight.spawn(deliver_one(
-            outbox.clone(),
-            Arc::clone(reporter),
-            *settings,
-            opening,
-        ));
-        busy.insert(task.id(), opening_id);
+impl<R: OpeningReporter> Work for Openings<R> {
+    type Item = PendingOpening;
+    type Key = String;
+    const NAME: &'static str = "openings";
+
+    fn key(item: &PendingOpening) -> String {
+        item.opening_id.clone()
     }
-    if busy.len() >= concurrency {
-        return Ok(None);
+
+    fn claims(&self) -> bool {
+        self.store.claims()
     }
-    outbox.next_due_after(now).await.map_err(|e| e.kind())
+
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingOpening>, StoreError> {
+        self.store.due(now, limit).await
+    }
+
+    async fn next_due_after(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.store.next_due_after(now).await
+    }
+
+    async fn woken(&self) {
+        self.store.recorded().await;
+    }
+
+    async fn send_and_settle(self: Arc<Self>, opening: PendingOpening) {
+        deliver_one(&self.store, &*self.reporter, &self.settings, opening).await;
+    }
+
+    async fn abandoned(&self, opening_id: String) {
+        // The report task panicked: treat it as a retryable failure, not a hot loop.
+        let at = after(Utc::now(), self.settings.max_backoff);
+        if let Err(error) = self.store.mark_failed(&opening_id, "panic", at).await {
+            tracing::warn!(kind = error.kind(), "could not record a failed delivery");
+        }
+    }
 }
 
 /// Reports one opening and records the outcome: settled, retried later, or parked.
 async fn deliver_one<R: OpeningReporter>(
-    outbox: Outbox,
-    reporter: Arc<R>,
-    settings: DelivererSettings,
+    outbox: &Store,
+    reporter: &R,
+    settings: &DelivererSettings,
     opening: PendingOpening,
 ) {
     let outcome = reporter
@@ -217,7 +174,7 @@ async fn deliver_one<R: OpeningReporter>(
                 .await
         }
         Err(error) if error.retryable => {
-            let delay = backoff(&settings, opening.attempts.saturating_add(1));
+            let delay = backoff(settings, opening.attempts.saturating_add(1));
             tracing::info!(
                 opening_id = %opening.opening_id,
                 kind = error.kind,
@@ -247,14 +204,13 @@ async fn deliver_one<R: OpeningReporter>(
 /// Exponential backoff with jitter: about `initial · 2^(failures−1)`, capped, drawn uniformly
 /// from its upper half so a burst of failures does not retry in lockstep.
 pub(crate) fn backoff(settings: &DelivererSettings, failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(30);
-    let ceiling = settings
-        .initial_backoff
-        .saturating_mul(1u32 << exponent)
-        .min(settings.max_backoff);
-    let floor = ceiling / 2;
-    if ceiling <= floor {
-        return ceiling;
-    }
-    rand::rng().random_range(floor..=ceiling)
+    worker::backoff(settings.initial_backoff, settings.max_backoff, failures)
+}
+
+/// `at + delay`, saturating.
+pub(crate) fn after(at: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(delay)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

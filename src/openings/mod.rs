@@ -2,23 +2,26 @@
 //! operator its compensation.
 //!
 //! The first time a message body leaves the gateway, [`Outbox::record_opening`] commits an
-//! opening (ids and times only) to the embedded SQLite store *before* the response starts. The
-//! deliverer ([`spawn_deliverer`]) reports it to DVV through an [`OpeningReporter`], retrying
-//! with backoff, and keeps DVV's `firstOpen` answer; the opening survives crashes because it is
-//! on disk before anything else happens. Nothing here knows about HTTP or the DVV client.
+//! opening (ids and times only) to the store *before* the response starts. The deliverer
+//! ([`spawn_deliverer`]) reports it to DVV through an [`OpeningReporter`], retrying with backoff,
+//! and keeps DVV's `firstOpen` answer; the opening survives crashes because it is durable before
+//! anything else happens. Nothing here knows about HTTP, the DVV client or a database: the store
+//! ([`crate::store`]) holds the rows.
 
 mod deliverer;
-mod error;
-mod health;
-mod outbox;
-mod schema;
+mod probe;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::store::{
+    OutboxStats, PendingOpening, RecordedOpening, StoreError, StoreStatus, DATABASE_FILE,
+};
 pub use deliverer::{
     spawn_deliverer, DelivererSettings, OpeningReporter, ReportError, ReportOutcome,
 };
-pub use error::StoreError;
-pub use health::{spawn_store_probe, ProbeSettings, StoreStatus};
-pub use outbox::{Outbox, OutboxStats, PendingOpening, RecordedOpening, DATABASE_FILE};
+pub use probe::{spawn_store_probe, ProbeSettings};
+
+/// The store handle, under the name the openings path has always used for it: openings are
+/// recorded and delivered through [`crate::store::Store`].
+pub type Outbox = crate::store::Store;

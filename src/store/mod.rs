@@ -1,39 +1,51 @@
-//! Where the durable state lives: the backend chosen by `[store] backend`.
+//! Where the durable state lives, behind one interface: openings (the outbox and the ledger),
+//! webhook deliveries, the events feed position and the consent changes replicas share.
 //!
-//! The store interface is the set of handles the rest of the gateway already uses —
-//! [`Outbox`] (openings and ledger), [`crate::webhooks::WebhookQueue`] and
-//! [`crate::events::FeedPosition`] — each of which runs its operations on the embedded SQLite
-//! file (the default: one process per data directory) or on a shared PostgreSQL database
-//! ([`PgStore`]), so several replicas can run behind one load balancer. Both backends pass the
-//! same store test suite (`src/store/tests.rs`).
+//! [`Backend`](backend::Backend) is the storage interface; [`sqlite`] (the embedded file, the
+//! default: one process per data directory) and [`postgres`] (a database several replicas
+//! share) implement it, each with its own migrations folder (`migrations/sqlite/`,
+//! `migrations/postgres/`). [`open`] is the one place that chooses between them. [`Store`] is
+//! the handle everything else uses: it calls the backend, then does the side effects of storage
+//! once for both — store health (fail closed on a full or read-only disk or a lost database),
+//! waking the workers, counters. [`worker`] is the one claim → send → settle loop that delivers
+//! openings and webhooks over it.
 //!
-//! With PostgreSQL, three things change beyond the tables: the singleton work runs on one replica
-//! at a time ([`owner`]), due openings and webhooks are claimed so replicas share delivery, and
-//! consent changes read from the feed reach every replica through `LISTEN/NOTIFY`
-//! ([`consent_bus`]). Migrations ship in `migrations/postgres/` and are applied at start.
+//! Nothing here depends on the layers above: rows are ids, times and counts
+//! ([`types`]), and consent changes leave through a callback ([`ConsentSink`]).
 
-pub mod consent_bus;
-mod feed;
-mod openings;
-pub mod owner;
-mod pg;
-mod webhooks;
+mod backend;
+mod error;
+mod handle;
+mod health;
+mod ownership;
+pub mod postgres;
+pub mod sqlite;
+mod types;
+pub mod worker;
 
 #[cfg(test)]
 mod tests;
 
-pub use consent_bus::{spawn_consent_listener, CONSENT_CHANNEL};
-pub use owner::{spawn_owner_election, spawn_while_owner};
-pub use pg::PgStore;
+pub use backend::ConsentSink;
+pub use error::StoreError;
+pub use handle::{Store, WebhookTotals};
+pub use health::StoreStatus;
+pub use ownership::{spawn_while_owner, Ownership};
+pub use sqlite::DATABASE_FILE;
+pub use types::{
+    Committed, ConsentChange, DeliveryCounts, MonthFigures, NewDelivery, OutboxStats,
+    ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+};
 
 use crate::config::{StoreBackend, StoreConfig};
-use crate::openings::{Outbox, StoreError};
 
 /// Opens the configured store: the SQLite file in `data_dir`, or the PostgreSQL database
-/// (connected, migrated).
-pub async fn open(config: &StoreConfig) -> Result<Outbox, StoreError> {
+/// (connected over the configured TLS, migrated). The only place that chooses the backend.
+pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
     match &config.backend {
-        StoreBackend::Sqlite => Outbox::open_in(&config.data_dir).await,
-        StoreBackend::Postgres(pg) => Ok(Outbox::shared(PgStore::connect(pg).await?)),
+        StoreBackend::Sqlite => Store::open_in(&config.data_dir).await,
+        StoreBackend::Postgres(pg) => Ok(Store::new(std::sync::Arc::new(
+            postgres::PgStore::connect(pg).await?,
+        ))),
     }
 }

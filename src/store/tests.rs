@@ -1,36 +1,49 @@
-//! The store suite: the same checks on both backends (the embedded SQLite file and a throw-away
-//! PostgreSQL server), plus what only a shared store has to get right: two replicas recording and
-//! claiming at once, the owner election, consent notifications. The PostgreSQL runs skip with a
+//! The store suite: every case runs on both backends (the embedded SQLite file and a throw-away
+//! PostgreSQL server) — a new durable operation adds its case to [`suite`] — plus what only a
+//! shared store has to get right: two replicas recording and claiming at once, the owner lease
+//! and its takeover, consent notifications and their catch-up. The PostgreSQL runs skip with a
 //! notice when PostgreSQL is not installed, and fail then in CI.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::PgStore;
-use crate::config::PostgresConfig;
+use super::postgres::PgStore;
+use super::{ConsentChange, ConsentSink, Store};
+use crate::config::{PostgresConfig, PostgresTls, SslMode};
 use crate::events::{Committed, FeedPosition};
 use crate::ledger::{self, Period};
-use crate::openings::Outbox;
 use crate::webhooks::{WebhookEvent, WebhookQueue};
 
 #[path = "../../tests/pg/mod.rs"]
 mod pg_server;
 
-fn settings(url: String) -> PostgresConfig {
+/// Plain TCP settings for a throw-away server on loopback.
+pub(crate) fn settings(url: String) -> PostgresConfig {
     PostgresConfig {
-        url,
+        url: url.replace("?sslmode=disable", ""),
+        tls: PostgresTls {
+            mode: SslMode::Disable,
+            root_cert: None,
+            client: None,
+        },
         password: None,
         pool_size: 8,
         owner_retry: Duration::from_millis(100),
+        owner_lease: Duration::from_secs(2),
         claim: Duration::from_secs(30),
     }
 }
 
-async fn shared(url: &str) -> Outbox {
-    Outbox::shared(PgStore::connect(&settings(url.to_owned())).await.unwrap())
+async fn connect(settings: &PostgresConfig) -> PgStore {
+    PgStore::connect(settings).await.unwrap()
+}
+
+async fn shared(url: &str) -> Store {
+    Store::new(Arc::new(connect(&settings(url.to_owned())).await))
 }
 
 fn event(n: u32) -> WebhookEvent {
@@ -45,7 +58,7 @@ fn event(n: u32) -> WebhookEvent {
 
 /// Openings: once per (consent, message) even when recorded concurrently, due, delivered,
 /// retried, parked, requeued, counted.
-async fn openings_suite(store: Outbox) {
+async fn openings_suite(store: Store) {
     let first = store.record_opening("c-1", 1).await.unwrap();
     assert!(first.newly_recorded);
     let again = store.record_opening("c-1", 1).await.unwrap();
@@ -124,7 +137,7 @@ async fn openings_suite(store: Outbox) {
 
 /// Webhooks and the feed position: a page commits once (compare-and-set), its deliveries are
 /// queued once, delivered, failed, parked, replayed.
-async fn feed_and_webhooks_suite(store: Outbox) {
+async fn feed_and_webhooks_suite(store: Store) {
     let queue = WebhookQueue::new(store);
     let position = FeedPosition::new(queue.clone());
     let endpoints = vec!["https://hooks.example/a".to_owned()];
@@ -177,11 +190,92 @@ async fn feed_and_webhooks_suite(store: Outbox) {
     assert_eq!(queue.prune_delivered(Duration::ZERO).await.unwrap(), 1);
 }
 
+/// Consent changes: logged and read back in order where other replicas exist; nothing to tell
+/// (and nothing logged) with one process per store.
+async fn consent_log_suite(store: Store, shared: bool) {
+    store
+        .publish_consent_changes(&[(true, "c-1".into()), (false, "c-2".into())])
+        .await
+        .unwrap();
+    let inner = store.backend();
+    let logged = inner.consent_changes_after(0, 10).await.unwrap();
+    if !shared {
+        assert!(logged.is_empty());
+        return;
+    }
+    let seen: Vec<(bool, &str)> = logged
+        .iter()
+        .map(|c| (c.revoked, c.consent_id.as_str()))
+        .collect();
+    assert_eq!(seen, vec![(true, "c-1"), (false, "c-2")]);
+    assert!(logged[0].seq < logged[1].seq);
+    let after_first = inner
+        .consent_changes_after(logged[0].seq, 10)
+        .await
+        .unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].consent_id, "c-2");
+}
+
+/// Side effects happen once, above the backends: every write's outcome updates the store's
+/// health (as it did for SQLite only, before), and new work wakes its worker.
+async fn side_effects_suite(store: Store) {
+    let first = store.record_opening("c-h", 1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), store.recorded())
+        .await
+        .expect("a new opening wakes the deliverer");
+    store
+        .mark_delivered(&first.opening_id, true, Utc::now())
+        .await
+        .unwrap();
+    assert!(store.store_status().writable);
+    let endpoints = vec!["https://hooks.example/h".to_owned()];
+    let queue = WebhookQueue::new(store.clone());
+    queue.enqueue(&endpoints, &[event(90)]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), queue.woken())
+        .await
+        .expect("a queued delivery wakes the dispatcher");
+    let due = queue.due(Utc::now(), 1).await.unwrap();
+    queue.mark_delivered(due[0].id, 200).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap().delivered_total, 1);
+}
+
+/// Every case of the suite, on one backend.
+async fn suite(
+    open: impl Fn(&'static str) -> futures_util::future::BoxFuture<'static, Store>,
+    shared: bool,
+) {
+    openings_suite(open("a").await).await;
+    feed_and_webhooks_suite(open("b").await).await;
+    consent_log_suite(open("c").await, shared).await;
+    side_effects_suite(open("d").await).await;
+}
+
 #[tokio::test]
 async fn sqlite_passes_the_store_suite() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let open = |name: &'static str| {
+        let path = dir.path().join(format!("{name}.db"));
+        Box::pin(async move { Store::open(path).await.unwrap() })
+            as futures_util::future::BoxFuture<'static, Store>
+    };
+    suite(open, false).await;
+}
+
+#[tokio::test]
+async fn sqlite_health_follows_every_write() {
     let dir = tempfile::tempdir().unwrap();
-    openings_suite(Outbox::open(dir.path().join("a.db")).await.unwrap()).await;
-    feed_and_webhooks_suite(Outbox::open(dir.path().join("b.db")).await.unwrap()).await;
+    let store = Store::open(dir.path().join("h.db")).await.unwrap();
+    let opening = store.record_opening("c-1", 1).await.unwrap();
+    store
+        .run(|c| Ok(c.pragma_update(None, "query_only", true)?))
+        .await
+        .unwrap();
+    assert!(store
+        .mark_delivered(&opening.opening_id, true, Utc::now())
+        .await
+        .is_err());
+    assert_eq!(store.store_status().failure, Some("read_only"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,8 +283,14 @@ async fn postgres_passes_the_store_suite() {
     let Some(server) = pg_server::start_or_skip("postgres_passes_the_store_suite") else {
         return;
     };
-    openings_suite(shared(&server.create_database("suite_a").await).await).await;
-    feed_and_webhooks_suite(shared(&server.create_database("suite_b").await).await).await;
+    let server = Arc::new(server);
+    let srv = Arc::clone(&server);
+    let open = move |name: &'static str| {
+        let srv = Arc::clone(&srv);
+        Box::pin(async move { shared(&srv.create_database(&format!("suite_{name}")).await).await })
+            as futures_util::future::BoxFuture<'static, Store>
+    };
+    suite(open, true).await;
 
     // Two replicas on one database: one opening per message, disjoint claims, one migration.
     let url = server.create_database("replicas").await;
@@ -214,18 +314,27 @@ async fn postgres_passes_the_store_suite() {
     );
 }
 
+/// A consent sink that records what it was given.
+fn recording_sink() -> (ConsentSink, Arc<Mutex<Vec<ConsentChange>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&seen);
+    let sink: ConsentSink = Arc::new(move |c: &ConsentChange| into.lock().unwrap().push(c.clone()));
+    (sink, seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_elects_one_owner_and_hands_over() {
     let Some(server) = pg_server::start_or_skip("postgres_elects_one_owner_and_hands_over") else {
         return;
     };
     let url = server.create_database("owner").await;
-    let a = PgStore::connect(&settings(url.clone())).await.unwrap();
-    let b = PgStore::connect(&settings(url)).await.unwrap();
+    let a = shared(&url).await;
+    let b = shared(&url).await;
     let (stop_a, stopped_a) = watch::channel(false);
     let (stop_b, stopped_b) = watch::channel(false);
-    let (mut owner_a, task_a) = super::spawn_owner_election(a.clone(), stopped_a);
-    let (mut owner_b, task_b) = super::spawn_owner_election(b.clone(), stopped_b);
+    let (owner_a, task_a) = a.spawn_owner_election(stopped_a);
+    let (owner_b, task_b) = b.spawn_owner_election(stopped_b);
+    let (mut owner_a, mut owner_b) = (owner_a.watch(), owner_b.watch());
     let deadline = Duration::from_secs(10);
     tokio::time::timeout(deadline, async {
         while !*owner_a.borrow() && !*owner_b.borrow() {
@@ -259,8 +368,16 @@ async fn postgres_elects_one_owner_and_hands_over() {
         negative_ttl: Duration::from_secs(5),
     });
     let (stop, stopped) = watch::channel(false);
-    let listener = super::spawn_consent_listener(b.clone(), consents.clone(), stopped);
-    let position = FeedPosition::new(WebhookQueue::new(Outbox::shared(a)));
+    let cache = consents.clone();
+    let sink: ConsentSink = Arc::new(move |c: &ConsentChange| {
+        if c.revoked {
+            cache.revoke(&c.consent_id);
+        } else {
+            cache.invalidate_consent(&c.consent_id);
+        }
+    });
+    let listener = b.spawn_consent_listener(sink, stopped).unwrap();
+    let position = FeedPosition::new(WebhookQueue::new(a));
     tokio::time::timeout(deadline, async {
         loop {
             position
@@ -277,4 +394,403 @@ async fn postgres_elects_one_owner_and_hands_over() {
     .expect("the revocation reaches the other replica");
     stop.send(true).unwrap();
     listener.await.unwrap();
+}
+
+/// A loopback TCP relay to the server that can be cut off: while frozen it forwards nothing and
+/// keeps every socket open (a black-holed network, or a peer whose kernel still answers
+/// keep-alives) — what neither side can tell from a slow answer.
+struct Relay {
+    port: u16,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move {
+                    while flag.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let Ok(upstream) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (ur, uw) = upstream.into_split();
+                    tokio::join!(
+                        Self::pump(cr, uw, Arc::clone(&flag)),
+                        Self::pump(ur, cw, flag)
+                    );
+                });
+            }
+        });
+        Self { port, frozen }
+    }
+
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_owner_cut_off_is_replaced_once_its_lease_runs_out() {
+    let Some(server) =
+        pg_server::start_or_skip("postgres_an_owner_cut_off_is_replaced_once_its_lease_runs_out")
+    else {
+        return;
+    };
+    let url = server.create_database("lease").await;
+    let relay = Relay::start(server.port).await;
+    let relayed = url.replace(&format!(":{}/", server.port), &format!(":{}/", relay.port));
+    let lease = Duration::from_secs(2);
+    let a = Store::new(Arc::new(connect(&settings(relayed)).await));
+    let b = shared(&url).await;
+    let (_stop_a, stopped_a) = watch::channel(false);
+    let (_stop_b, stopped_b) = watch::channel(false);
+    let (owner_a, _task_a) = a.spawn_owner_election(stopped_a);
+    tokio::time::timeout(Duration::from_secs(10), owner_a.watch().wait_for(|o| *o))
+        .await
+        .expect("a owns")
+        .unwrap();
+    let (owner_b, _task_b) = b.spawn_owner_election(stopped_b);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        owner_a.is_held() && !owner_b.is_held(),
+        "a keeps it while it renews"
+    );
+
+    let cut = tokio::time::Instant::now();
+    relay.freeze();
+    let mut a_stopped = None;
+    let deadline = cut + lease * 3 + Duration::from_secs(5);
+    let b_started = loop {
+        let (a_held, b_held) = (owner_a.is_held(), owner_b.is_held());
+        assert!(!(a_held && b_held), "never two owners at once");
+        if !a_held && a_stopped.is_none() {
+            a_stopped = Some(cut.elapsed());
+        }
+        if b_held {
+            break cut.elapsed();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no takeover");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let a_stopped = a_stopped.expect("a stopped first");
+    eprintln!(
+        "FIGURE owner cut off: it stopped acting after {a_stopped:?}, \
+         the other replica owned after {b_started:?} (lease {lease:?})"
+    );
+    assert!(
+        a_stopped <= lease + Duration::from_millis(500),
+        "{a_stopped:?}"
+    );
+    assert!(
+        b_started <= lease * 2 + Duration::from_secs(1),
+        "{b_started:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_listener_that_lost_its_connection_catches_up() {
+    let Some(server) =
+        pg_server::start_or_skip("postgres_a_listener_that_lost_its_connection_catches_up")
+    else {
+        return;
+    };
+    let url = server.create_database("listen").await;
+    let publisher = shared(&url).await;
+    let mut slow = settings(url.clone());
+    // Long enough to publish while the listener is away.
+    slow.owner_retry = Duration::from_millis(1500);
+    let listening = Store::new(Arc::new(connect(&slow).await));
+    let (sink, seen) = recording_sink();
+    let (_stop, stopped) = watch::channel(false);
+    let _listener = listening.spawn_consent_listener(sink, stopped).unwrap();
+    let wait_for = |n: usize| {
+        let seen = Arc::clone(&seen);
+        async move {
+            for _ in 0..500 {
+                if seen.lock().unwrap().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("only {:?}", seen.lock().unwrap());
+        }
+    };
+    // Wait until it listens: a change then arrives by notification.
+    loop {
+        publisher
+            .publish_consent_changes(&[(false, "c-ping".into())])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    // Let the last pings' notifications arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = seen.lock().unwrap().len();
+    server
+        .execute(
+            "listen",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'ikkuna-consent-listener'",
+        )
+        .await;
+    server
+        .execute(
+            "listen",
+            "DO $$ BEGIN
+               WHILE EXISTS (SELECT 1 FROM pg_stat_activity
+                             WHERE application_name = 'ikkuna-consent-listener') LOOP
+                 PERFORM pg_sleep(0.02);
+               END LOOP;
+             END $$",
+        )
+        .await;
+    publisher
+        .publish_consent_changes(&[(true, "c-missed-1".into()), (true, "c-missed-2".into())])
+        .await
+        .unwrap();
+    wait_for(before + 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().unwrap();
+    let after: Vec<&str> = seen[before..]
+        .iter()
+        .map(|c| c.consent_id.as_str())
+        .collect();
+    assert_eq!(
+        after,
+        vec!["c-missed-1", "c-missed-2"],
+        "each missed change once"
+    );
+    assert!(seen[before..].iter().all(|c| c.revoked));
+}
+
+/// TLS to a real PostgreSQL started with `ssl = on`, a throw-away CA, and rules that refuse every
+/// TCP connection without TLS and a client certificate: what connects has not sent a byte in
+/// clear.
+mod tls {
+    use std::path::PathBuf;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+
+    use super::*;
+    use crate::config::SecretFile;
+
+    struct Ca {
+        pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// (certificate, key) signed by `ca`.
+    fn leaf(
+        ca: &Ca,
+        names: &[&str],
+        cn: &str,
+        purpose: ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        path
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_over_tls_verifies_the_server_and_names_the_setting_on_failure() {
+        if pg_server::bin_dir().is_none() {
+            assert!(!pg_server::in_ci(), "PostgreSQL binaries not found");
+            eprintln!("SKIPPED postgres_over_tls: PostgreSQL binaries not found");
+            return;
+        }
+        crate::tls_provider::install();
+        let authority = ca("ikkuna test CA");
+        let (server_cert, server_key) = leaf(
+            &authority,
+            &["localhost"],
+            "localhost",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) = leaf(
+            &authority,
+            &[],
+            pg_server::USER,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let server = pg_server::PgServer::start_tls(&pg_server::ServerTls {
+            cert_pem: server_cert,
+            key_pem: server_key,
+            client_ca_pem: authority.pem.clone(),
+            hba: "local all all trust\n\
+                  hostssl all all 127.0.0.1/32 cert\n\
+                  hostnossl all all 127.0.0.1/32 reject\n"
+                .to_owned(),
+        });
+        server.create_database("tls").await;
+        let files = tempfile::tempdir().unwrap();
+        let ca_file = write(files.path(), "ca.pem", &authority.pem);
+        let wrong_ca = write(files.path(), "other-ca.pem", &ca("someone else").pem);
+        let cert_file = write(files.path(), "client.pem", &client_cert);
+        let key_file = write(files.path(), "client.key", &client_key);
+        let by_name = format!(
+            "postgresql://{}@localhost:{}/tls?hostaddr=127.0.0.1",
+            pg_server::USER,
+            server.port
+        );
+        let by_address = format!(
+            "postgresql://{}@127.0.0.1:{}/tls",
+            pg_server::USER,
+            server.port
+        );
+        let with = |url: &str, mode: SslMode, root: Option<&PathBuf>, client: bool| {
+            let mut s = settings(url.to_owned());
+            s.tls = PostgresTls {
+                mode,
+                root_cert: root.cloned(),
+                client: client.then(|| (cert_file.clone(), SecretFile::unread(key_file.clone()))),
+            };
+            s
+        };
+
+        // verify-full: the right CA and the certificate's host name.
+        let store = PgStore::connect(&with(&by_name, SslMode::VerifyFull, Some(&ca_file), true))
+            .await
+            .expect("verify-full connects");
+        let ssl: bool = store
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(ssl, "the session is encrypted");
+        let shared = Store::new(Arc::new(store));
+        shared.record_opening("c-tls", 1).await.unwrap();
+
+        // require: encrypted without checking the certificate.
+        PgStore::connect(&with(&by_address, SslMode::Require, None, true))
+            .await
+            .expect("require connects");
+
+        // A wrong CA, a wrong host name, no client certificate, and plain TCP are refused.
+        let failure = |r: Result<PgStore, crate::store::StoreError>| match r {
+            Ok(_) => panic!("connected"),
+            Err(e) => e.to_string(),
+        };
+        let wrong = failure(
+            PgStore::connect(&with(&by_name, SslMode::VerifyFull, Some(&wrong_ca), true)).await,
+        );
+        assert!(wrong.contains("store.ssl_root_cert"), "{wrong}");
+        assert!(wrong.contains("verify-full"), "{wrong}");
+        let host = failure(
+            PgStore::connect(&with(
+                &by_address,
+                SslMode::VerifyFull,
+                Some(&ca_file),
+                true,
+            ))
+            .await,
+        );
+        assert!(host.contains("host name in store.url"), "{host}");
+        let anonymous = failure(
+            PgStore::connect(&with(&by_name, SslMode::VerifyFull, Some(&ca_file), false)).await,
+        );
+        assert!(anonymous.contains("store.ssl_cert"), "{anonymous}");
+        let plain =
+            failure(PgStore::connect(&with(&by_address, SslMode::Disable, None, false)).await);
+        assert!(
+            plain.contains("cannot be opened") || plain.contains("pg_hba"),
+            "{plain}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_without_tls_is_refused_rather_than_spoken_to_in_clear() {
+        let Some(server) = pg_server::start_or_skip("postgres_without_tls_is_refused") else {
+            return;
+        };
+        crate::tls_provider::install();
+        let url = server.create_database("plain").await;
+        for mode in [SslMode::Require, SslMode::VerifyFull] {
+            let mut s = settings(url.clone());
+            s.tls.mode = mode;
+            let refused = match PgStore::connect(&s).await {
+                Ok(_) => panic!("{mode:?} connected to a server without TLS"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                refused.contains("does not offer TLS") && refused.contains(mode.as_str()),
+                "{refused}"
+            );
+        }
+    }
 }

@@ -1,20 +1,23 @@
 //! The dispatcher: sends due deliveries, a few at a time, signed at each attempt; retries with
 //! jittered exponential backoff and parks a delivery after the configured number of failures.
+//! The loop is the store's one claim → send → settle worker ([`crate::store::worker`]); this
+//! module says how a delivery is sent and settled.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use http::{HeaderName, HeaderValue};
-use rand::Rng as _;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use super::client::WebhookClient;
 use super::queue::{PendingDelivery, WebhookQueue, DELIVERED_RETENTION};
 use super::signature::{sign, SIGNATURE_HEADER};
 use crate::config::Secret;
+use crate::store::worker::{self, Work, WorkerSettings};
+use crate::store::{Ownership, StoreError};
 
 /// How the dispatcher paces itself (from `[webhooks]`).
 #[derive(Debug, Clone)]
@@ -36,113 +39,117 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 
 /// Starts the dispatcher. It stops taking new deliveries when `shutdown` becomes true, lets the
 /// attempts in flight finish, and ends; what is not delivered stays queued for the next start.
+/// With `owner`, it claims and sends only while this process holds the singleton work.
 pub fn spawn_dispatcher(
     queue: WebhookQueue,
     client: WebhookClient,
     secret: Secret,
     settings: DispatcherSettings,
+    owner: Option<Ownership>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(queue, client, secret, settings, shutdown))
+    let pacing = WorkerSettings {
+        concurrency: settings.concurrency,
+        poll_interval: settings.poll_interval,
+        initial_backoff: settings.initial_backoff,
+        max_backoff: settings.max_backoff,
+    };
+    let prune = prune_loop(queue.clone(), shutdown.clone());
+    let work = Arc::new(Dispatch {
+        queue,
+        client,
+        secret,
+        settings,
+        owner: owner.clone(),
+    });
+    tokio::spawn(async move {
+        tokio::join!(worker::run(work, pacing, owner, shutdown), prune);
+    })
 }
 
-async fn run(
+/// Prunes delivered rows at start and then every [`PRUNE_EVERY`] until `shutdown`.
+async fn prune_loop(queue: WebhookQueue, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(error) = queue.prune_delivered(DELIVERED_RETENTION).await {
+            tracing::warn!(kind = error.kind(), "could not prune delivered webhooks");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Webhook dispatch as [`Work`]: due deliveries from the queue, POSTed signed.
+struct Dispatch {
     queue: WebhookQueue,
     client: WebhookClient,
     secret: Secret,
     settings: DispatcherSettings,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let concurrency = settings.concurrency.max(1);
-    let mut in_flight: JoinSet<()> = JoinSet::new();
-    // Task id → queue row, so a finished (or panicked) attempt frees its row.
-    let mut busy: HashMap<tokio::task::Id, i64> = HashMap::new();
-    let mut store_failures: u32 = 0;
-    let mut last_prune: Option<tokio::time::Instant> = None;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            last_prune = Some(tokio::time::Instant::now());
-            if let Err(error) = queue.prune_delivered(DELIVERED_RETENTION).await {
-                tracing::warn!(kind = error.kind(), "could not prune delivered webhooks");
-            }
-        }
-        let mut wait = settings.poll_interval;
-        if busy.len() < concurrency {
-            let now = Utc::now();
-            // A shared store claims what it returns (never the ones in flight): ask only for
-            // free slots.
-            let wanted = if queue.claims() {
-                concurrency - busy.len()
-            } else {
-                concurrency + busy.len()
-            };
-            match queue.due(now, wanted).await {
-                Ok(due) => {
-                    store_failures = 0;
-                    for delivery in due {
-                        if busy.len() >= concurrency {
-                            break;
-                        }
-                        if busy.values().any(|id| *id == delivery.id) {
-                            continue;
-                        }
-                        let id = delivery.id;
-                        let task = in_flight.spawn(deliver_one(
-                            queue.clone(),
-                            client.clone(),
-                            secret.clone(),
-                            settings.clone(),
-                            delivery,
-                        ));
-                        busy.insert(task.id(), id);
-                    }
-                    if busy.len() < concurrency {
-                        if let Ok(Some(at)) = queue.next_due_after(now).await {
-                            let until = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                            wait = wait.min(until);
-                        }
-                    }
-                }
-                Err(error) => {
-                    store_failures = store_failures.saturating_add(1);
-                    tracing::warn!(kind = error.kind(), "webhook queue unreadable; paused");
-                    wait = wait.min(backoff(
-                        settings.initial_backoff,
-                        settings.max_backoff,
-                        store_failures,
-                    ));
-                }
-            }
-        }
-        tokio::select! {
-            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                let id = match &done {
-                    Ok((id, ())) => *id,
-                    Err(error) => {
-                        // The row stays pending and is sent again at its next due time.
-                        tracing::warn!("a webhook delivery task failed");
-                        error.id()
-                    }
-                };
-                busy.remove(&id);
-            }
-            () = queue.woken() => {}
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => break,
-        }
+    owner: Option<Ownership>,
+}
+
+impl Work for Dispatch {
+    type Item = PendingDelivery;
+    type Key = i64;
+    const NAME: &'static str = "webhooks";
+
+    fn key(item: &PendingDelivery) -> i64 {
+        item.id
     }
-    while in_flight.join_next().await.is_some() {}
+
+    fn claims(&self) -> bool {
+        self.queue.claims()
+    }
+
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        self.queue.due(now, limit).await
+    }
+
+    async fn next_due_after(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.queue.next_due_after(now).await
+    }
+
+    async fn woken(&self) {
+        self.queue.woken().await;
+    }
+
+    async fn send_and_settle(self: Arc<Self>, delivery: PendingDelivery) {
+        if self.owner.as_ref().is_some_and(|o| !o.is_held()) {
+            // Ownership ended since the claim: the row falls due again for the next owner.
+            return;
+        }
+        deliver_one(
+            &self.queue,
+            &self.client,
+            &self.secret,
+            &self.settings,
+            delivery,
+        )
+        .await;
+    }
+
+    async fn abandoned(&self, _id: i64) {
+        // The row stays pending and is sent again at its next due time.
+    }
 }
 
 /// One attempt: sign with a fresh timestamp, POST, record the outcome.
 async fn deliver_one(
-    queue: WebhookQueue,
-    client: WebhookClient,
-    secret: Secret,
-    settings: DispatcherSettings,
+    queue: &WebhookQueue,
+    client: &WebhookClient,
+    secret: &Secret,
+    settings: &DispatcherSettings,
     delivery: PendingDelivery,
 ) {
     let key = crate::config::trimmed_secret(secret.expose());
@@ -208,28 +215,5 @@ fn headers(delivery: &PendingDelivery, signature: &str) -> Vec<(HeaderName, Head
 
 /// About `initial · 2^(failures−1)`, capped at `max`, drawn from its upper half (jitter).
 pub(crate) fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(30);
-    let ceiling = initial.saturating_mul(1u32 << exponent).min(max);
-    let floor = ceiling / 2;
-    if ceiling <= floor {
-        return ceiling;
-    }
-    rand::rng().random_range(floor..=ceiling)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_doubles_within_bounds() {
-        let (initial, max) = (Duration::from_millis(100), Duration::from_secs(1));
-        for failures in 1..40 {
-            let d = backoff(initial, max, failures);
-            assert!(d <= max, "{failures}: {d:?}");
-            let ceiling = (initial * 2u32.pow(failures.saturating_sub(1).min(20))).min(max);
-            assert!(d >= ceiling / 2, "{failures}: {d:?}");
-        }
-    }
+    worker::backoff(initial, max, failures)
 }

@@ -1,8 +1,8 @@
 //! Webhooks: DVV's feed events pushed to the operator's HTTPS endpoints, signed, durable.
 //!
 //! The events feed ([`crate::events`]) turns each page into [`WebhookEvent`]s and enqueues one
-//! delivery per endpoint in the same store transaction that advances its position
-//! ([`queue::enqueue_in`]). The dispatcher ([`spawn_dispatcher`]) POSTs them with an
+//! delivery per endpoint in the same store transaction that advances its position. The
+//! dispatcher ([`spawn_dispatcher`]) POSTs them with an
 //! `Ikkuna-Signature` header ([`signature`]), retries failures with backoff and parks a delivery
 //! after `webhooks.max_attempts`; `ikkuna webhooks parked|replay` ([`cli`]) lists and re-queues
 //! parked ones. Bodies carry ids, types and times only: never content, never identity codes.
@@ -20,6 +20,5 @@ mod tests;
 pub use client::{SendError, WebhookClient, WebhookSetupError};
 pub use dispatcher::{spawn_dispatcher, DispatcherSettings};
 pub use payload::{webhook_id, webhook_type, WebhookEvent};
-pub(crate) use queue::enqueue_in;
-pub(crate) use queue::PendingDelivery;
-pub use queue::{ParkedDelivery, WebhookQueue, WebhookStats, DELIVERED_RETENTION};
+pub(crate) use queue::deliveries;
+pub use queue::{ParkedDelivery, PendingDelivery, WebhookQueue, WebhookStats, DELIVERED_RETENTION};

@@ -27,6 +27,21 @@ pub struct PgServer {
     as_postgres: bool,
     /// The loopback port it listens on.
     pub port: u16,
+    /// Extra `-c` settings it runs with (TLS).
+    extra: String,
+}
+
+/// TLS for a throw-away server: its certificate and key, the CA it trusts for client
+/// certificates, and the `pg_hba.conf` lines that decide who must use TLS (and a certificate).
+pub struct ServerTls {
+    /// The server's certificate chain (PEM).
+    pub cert_pem: String,
+    /// Its private key (PEM).
+    pub key_pem: String,
+    /// The CA client certificates must chain to (PEM).
+    pub client_ca_pem: String,
+    /// The whole `pg_hba.conf`.
+    pub hba: String,
 }
 
 /// The directory holding `initdb`, `pg_ctl`: `IKKUNA_PG_BINDIR`, else the newest
@@ -81,6 +96,46 @@ fn free_port() -> u16 {
 impl PgServer {
     /// Initialises and starts a server; panics with the server log on failure.
     pub fn start() -> Self {
+        let server = Self::init();
+        server.launch();
+        server
+    }
+
+    /// Initialises and starts a server with `ssl = on`, the given certificate and
+    /// authentication rules.
+    pub fn start_tls(tls: &ServerTls) -> Self {
+        let mut server = Self::init();
+        let data = server.data();
+        for (name, text) in [
+            ("server.crt", &tls.cert_pem),
+            ("server.key", &tls.key_pem),
+            ("client-ca.crt", &tls.client_ca_pem),
+            ("pg_hba.conf", &tls.hba),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, text).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            if server.as_postgres {
+                let status = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "chown of {name}");
+            }
+        }
+        server.extra = "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key \
+                        -c ssl_ca_file=client-ca.crt"
+            .to_owned();
+        server.launch();
+        server
+    }
+
+    fn init() -> Self {
         let bin = bin_dir().expect("PostgreSQL binaries");
         let dir = tempfile::tempdir().unwrap();
         let as_postgres = is_root();
@@ -97,6 +152,7 @@ impl PgServer {
             bin,
             as_postgres,
             port: free_port(),
+            extra: String::new(),
         };
         let data = server.data();
         server.run(
@@ -112,12 +168,19 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        server
+    }
+
+    /// Starts the (initialised, stopped) server on its port; waits until it accepts connections.
+    pub fn launch(&self) {
+        let data = self.data();
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-            server.port,
-            server.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 {}",
+            self.port,
+            self.dir.path().display(),
+            self.extra
         );
-        server.run(
+        self.run(
             "pg_ctl",
             &[
                 "start",
@@ -127,12 +190,28 @@ impl PgServer {
                 "-D",
                 data.to_str().unwrap(),
                 "-l",
-                server.log().to_str().unwrap(),
+                self.log().to_str().unwrap(),
                 "-o",
                 &options,
             ],
         );
-        server
+    }
+
+    /// Stops the server at once (`-m immediate`: like a crash or a fail-over, no clean goodbye
+    /// to clients).
+    pub fn stop_now(&self) {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "stop",
+                "-m",
+                "immediate",
+                "-w",
+                "-D",
+                data.to_str().unwrap(),
+            ],
+        );
     }
 
     fn data(&self) -> PathBuf {
@@ -169,15 +248,41 @@ impl PgServer {
         }
     }
 
-    /// A connection URL for `database` (which must exist; see [`Self::create_database`]).
+    /// A connection URL for `database` (which must exist; see [`Self::create_database`]),
+    /// plain TCP on loopback (`sslmode=disable`, said explicitly: the gateway's default is
+    /// verify-full).
     pub fn url(&self, database: &str) -> String {
-        format!("postgresql://{USER}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgresql://{USER}@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// The superuser's way in, over the Unix socket (allowed whatever the TCP rules say).
+    fn admin_url(&self, database: &str) -> String {
+        format!(
+            "host={} port={} user={USER} dbname={database}",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
+    /// Runs SQL as the superuser in `database` (e.g. to end other sessions).
+    pub async fn execute(&self, database: &str, sql: &str) {
+        let (client, connection) =
+            tokio_postgres::connect(&self.admin_url(database), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
     }
 
     /// Creates an empty database and returns its URL.
     pub async fn create_database(&self, name: &str) -> String {
         let (client, connection) =
-            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            tokio_postgres::connect(&self.admin_url("postgres"), tokio_postgres::NoTls)
                 .await
                 .unwrap();
         let driver = tokio::spawn(connection);

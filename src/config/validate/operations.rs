@@ -184,7 +184,7 @@ pub fn insecure_secret_files(config: &Config) -> Vec<ConfigError> {
     if let Some(secret) = &config.webhooks.secret {
         files.push(("webhooks.secret_file", secret.path().to_path_buf()));
     }
-    files.extend(super::store::secret_file(config));
+    files.extend(super::store::secret_files(config));
     files
         .into_iter()
         .filter_map(|(field, path)| {

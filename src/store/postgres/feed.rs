@@ -1,23 +1,27 @@
 //! The feed position and the ledger on PostgreSQL. A page commits under a transaction-scoped
 //! advisory lock and a compare-and-set on the stored token, so an owner that lost its ownership
-//! without knowing it yet cannot queue a page twice. Consent changes are published with
-//! `NOTIFY` ([`super::consent_bus`]) for every replica's cache.
+//! without knowing it yet cannot queue a page twice. Consent changes are logged and published
+//! with `NOTIFY` in one transaction ([`super::consent_bus`]) for every replica's cache.
 
-use chrono::Utc;
+use std::time::Duration;
 
 use super::consent_bus::CONSENT_CHANNEL;
-use super::pg::{count, now_millis, pg_error, PgStore};
 use super::webhooks::enqueue_in;
-use crate::events::Committed;
-use crate::ledger::MonthFigures;
-use crate::openings::StoreError;
-use crate::webhooks::WebhookEvent;
+use super::{pg_error, PgStore};
+use crate::store::error::StoreError;
+use crate::store::types::{
+    count, millis_before, now_millis, Committed, ConsentChange, MonthFigures, NewDelivery,
+};
+
+/// Logged consent changes are kept this long: a replica cut off for longer has long since let
+/// its cached consents expire (`consent.revocation_bound_secs` is at most an hour).
+const CONSENT_LOG_KEPT: Duration = Duration::from_secs(86_400);
 
 /// Advisory lock key held (per transaction) while a page commits.
 const FEED_LOCK: i64 = 0x0069_6b6b_756e_6102;
 
 impl PgStore {
-    /// See [`crate::events::FeedPosition::load`].
+    /// See [`crate::store::Store::load_position`].
     pub(crate) async fn load_position(&self) -> Result<Option<String>, StoreError> {
         Ok(self
             .client()
@@ -31,13 +35,13 @@ impl PgStore {
             .map(|r| r.get(0)))
     }
 
-    /// See [`crate::events::FeedPosition::commit_page`].
+    /// See [`crate::store::Store::commit_page`].
     pub(crate) async fn commit_page(
         &self,
         from: Option<String>,
         next: &str,
         endpoints: &[String],
-        webhooks: &[WebhookEvent],
+        deliveries: &[NewDelivery],
         events: i64,
     ) -> Result<Committed, StoreError> {
         let mut client = self.client().await?;
@@ -56,8 +60,8 @@ impl PgStore {
         if stored != from {
             return Ok(Committed::Stale);
         }
-        let now = Utc::now().timestamp_millis();
-        let queued = enqueue_in(&tx, endpoints, webhooks, now).await?;
+        let now = now_millis();
+        let queued = enqueue_in(&tx, endpoints, deliveries, now).await?;
         tx.execute(
             "INSERT INTO feed_position (id, continuation_token, events_seen, updated_at)
              VALUES (1, $1, $2, $3)
@@ -72,9 +76,9 @@ impl PgStore {
         Ok(Committed::Advanced { queued })
     }
 
-    /// Tells every replica (through `NOTIFY`) that consents changed: each payload is
-    /// `revoked:<consentId>` or `changed:<consentId>` — DVV's opaque consent id, never an
-    /// identity code.
+    /// Logs consent changes and tells every replica (through `NOTIFY`, sent on commit): each
+    /// payload is `<seq>:revoked:<consentId>` or `<seq>:changed:<consentId>` — DVV's opaque
+    /// consent id, never an identity code.
     pub(crate) async fn publish_consent_changes(
         &self,
         changes: &[(bool, String)],
@@ -82,22 +86,65 @@ impl PgStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let now = now_millis();
         for (revoked, consent_id) in changes {
+            let seq: i64 = tx
+                .query_one(
+                    "INSERT INTO consent_changes (consent_id, revoked, published_at)
+                     VALUES ($1, $2, $3) RETURNING seq",
+                    &[consent_id, revoked, &now],
+                )
+                .await
+                .map_err(pg_error)?
+                .get(0);
             let payload = format!(
-                "{}:{consent_id}",
+                "{seq}:{}:{consent_id}",
                 if *revoked { "revoked" } else { "changed" }
             );
-            client
-                .execute("SELECT pg_notify($1, $2)", &[&CONSENT_CHANNEL, &payload])
+            tx.execute("SELECT pg_notify($1, $2)", &[&CONSENT_CHANNEL, &payload])
                 .await
                 .map_err(pg_error)?;
         }
-        Ok(())
+        tx.execute(
+            "DELETE FROM consent_changes WHERE published_at < $1",
+            &[&millis_before(now, CONSENT_LOG_KEPT)],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    /// Logged consent changes after `seq`, oldest first.
+    pub(crate) async fn consent_changes_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<ConsentChange>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT seq, revoked, consent_id FROM consent_changes
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&seq, &limit],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| ConsentChange {
+                seq: r.get(0),
+                revoked: r.get(1),
+                consent_id: r.get(2),
+            })
+            .collect())
     }
 
     /// The ledger's months in `[start, end)` (unix milliseconds of `opened_at`) and the
-    /// retention cut-off, as [`crate::ledger::report`] shows them.
+    /// retention cut-off, as the ledger report shows them.
     pub(crate) async fn ledger_months(
         &self,
         start: i64,
@@ -138,7 +185,7 @@ impl PgStore {
         Ok((months, pruned))
     }
 
-    /// See [`crate::ledger::prune`]: deletes delivered openings opened before `cutoff`.
+    /// See [`crate::store::Store::prune_ledger`]: deletes delivered openings opened before `cutoff`.
     pub(crate) async fn prune_ledger(&self, cutoff: i64) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;

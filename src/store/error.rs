@@ -1,10 +1,9 @@
-//! Why the embedded store could not do what was asked, typed so the API can answer 503 rather
-//! than release a body whose opening it could not record.
+//! Why the store could not do what was asked, typed so the API can answer 503 rather than
+//! release a body whose opening it could not record. Each backend maps its driver's errors to
+//! these kinds (`sqlite::map_error`, `postgres::pg_error`).
 
-use rusqlite::ErrorCode;
-
-/// A failure of the embedded store. Messages name the kind of failure and SQLite's own text;
-/// the store holds no content, so neither can carry any.
+/// A failure of the store. Messages name the kind of failure and the database's own text; the
+/// store holds no content, so neither can carry any.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The disk (or the database's size limit) is full.
@@ -58,19 +57,19 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         !matches!(self, Self::Sqlite(_) | Self::Postgres(_))
     }
-}
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        let text = error.to_string();
-        match error.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => Self::DiskFull,
-            Some(ErrorCode::ReadOnly) => Self::ReadOnly,
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy,
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Self::Corrupt(text),
-            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Self::CannotOpen(text),
-            Some(ErrorCode::SystemIoFailure) => Self::Io(text),
-            _ => Self::Sqlite(text),
+    /// The same failure again, for each caller that shared one failed commit.
+    pub(crate) fn replicate(&self) -> Self {
+        match self {
+            Self::DiskFull => Self::DiskFull,
+            Self::ReadOnly => Self::ReadOnly,
+            Self::Busy => Self::Busy,
+            Self::Corrupt(m) => Self::Corrupt(m.clone()),
+            Self::CannotOpen(m) => Self::CannotOpen(m.clone()),
+            Self::Io(m) => Self::Io(m.clone()),
+            Self::Sqlite(m) => Self::Sqlite(m.clone()),
+            Self::Postgres(m) => Self::Postgres(m.clone()),
+            Self::Worker => Self::Worker,
         }
     }
 }

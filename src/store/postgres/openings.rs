@@ -4,15 +4,16 @@
 //! next attempt moved one claim period ahead), so each replica delivers different ones and a
 //! replica killed mid-delivery leaves its rows due again after the claim.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 
-use super::pg::{count, from_millis, millis_after, now_millis, pg_error, PgStore};
-use crate::openings::{OutboxStats, PendingOpening, RecordedOpening, StoreError};
+use super::{pg_error, PgStore};
+use crate::store::error::StoreError;
+use crate::store::types::{
+    age, count, from_millis, millis_after, now_millis, OutboxStats, PendingOpening, RecordedOpening,
+};
 
 impl PgStore {
-    /// See [`crate::openings::Outbox::record_opening`]; committed (synchronously, by PostgreSQL's
+    /// See [`crate::store::Store::record_opening`]; committed (synchronously, by PostgreSQL's
     /// default `synchronous_commit`) before it returns.
     pub(crate) async fn record_opening(
         &self,
@@ -93,7 +94,7 @@ impl PgStore {
         Ok(due)
     }
 
-    /// See [`crate::openings::Outbox::next_due_after`].
+    /// See [`crate::store::Store::next_due_after`].
     pub(crate) async fn next_opening_due_after(
         &self,
         now: DateTime<Utc>,
@@ -111,7 +112,7 @@ impl PgStore {
         Ok(at.map(from_millis))
     }
 
-    /// See [`crate::openings::Outbox::mark_delivered`].
+    /// See [`crate::store::Store::mark_delivered`].
     pub(crate) async fn opening_delivered(
         &self,
         opening_id: &str,
@@ -136,7 +137,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// See [`crate::openings::Outbox::mark_failed`].
+    /// See [`crate::store::Store::mark_failed`].
     pub(crate) async fn opening_failed(
         &self,
         opening_id: &str,
@@ -160,7 +161,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// See [`crate::openings::Outbox::park`].
+    /// See [`crate::store::Store::park`].
     pub(crate) async fn park_opening(
         &self,
         opening_id: &str,
@@ -179,7 +180,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// See [`crate::openings::Outbox::requeue_parked`].
+    /// See [`crate::store::Store::requeue_parked`].
     pub(crate) async fn requeue_parked_openings(&self) -> Result<usize, StoreError> {
         let n = self
             .client()
@@ -194,7 +195,7 @@ impl PgStore {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// See [`crate::openings::Outbox::stats`].
+    /// See [`crate::store::Store::stats`].
     pub(crate) async fn opening_stats(&self) -> Result<OutboxStats, StoreError> {
         let row = self
             .client()
@@ -216,12 +217,11 @@ impl PgStore {
             parked: count(row.get(1)),
             delivered: count(row.get(2)),
             first_opens: count(row.get(3)),
-            oldest_pending_age: oldest
-                .map(|at| Duration::from_millis(count(now_millis().saturating_sub(at)))),
+            oldest_pending_age: age(oldest),
         })
     }
 
-    /// See [`crate::openings::Outbox::check_writable`]: a committed one-row heartbeat.
+    /// See [`crate::store::Store::check_writable`]: a committed one-row heartbeat.
     pub(crate) async fn check_writable(&self) -> Result<(), StoreError> {
         self.client()
             .await?

@@ -5,16 +5,19 @@
 
 use chrono::{DateTime, Utc};
 
-use super::pg::{from_millis, millis_after, now_millis, pg_error, PgStore};
-use crate::openings::StoreError;
-use crate::webhooks::{ParkedDelivery, PendingDelivery, WebhookEvent};
+use super::{pg_error, PgStore};
+use crate::store::error::StoreError;
+use crate::store::types::{
+    age, count, from_millis, millis_after, now_millis, DeliveryCounts, NewDelivery, ParkedDelivery,
+    PendingDelivery,
+};
 
 /// Inserts one row per (event, endpoint) inside `tx`, leaving existing ones alone; returns how
 /// many were new.
 pub(crate) async fn enqueue_in(
     tx: &deadpool_postgres::Transaction<'_>,
     endpoints: &[String],
-    events: &[WebhookEvent],
+    deliveries: &[NewDelivery],
     now: i64,
 ) -> Result<usize, StoreError> {
     let stmt = tx
@@ -27,13 +30,12 @@ pub(crate) async fn enqueue_in(
         .await
         .map_err(pg_error)?;
     let mut added = 0;
-    for event in events {
-        let body = event.body();
+    for d in deliveries {
         for endpoint in endpoints {
             let n = tx
                 .execute(
                     &stmt,
-                    &[&event.id, endpoint, &event.event_type, &body, &now],
+                    &[&d.event_id, endpoint, &d.event_type, &d.body, &now],
                 )
                 .await
                 .map_err(pg_error)?;
@@ -44,15 +46,15 @@ pub(crate) async fn enqueue_in(
 }
 
 impl PgStore {
-    /// See [`crate::webhooks::WebhookQueue::enqueue`].
+    /// See [`crate::store::Store`].
     pub(crate) async fn enqueue_webhooks(
         &self,
         endpoints: &[String],
-        events: &[WebhookEvent],
+        deliveries: &[NewDelivery],
     ) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let added = enqueue_in(&tx, endpoints, events, now_millis()).await?;
+        let added = enqueue_in(&tx, endpoints, deliveries, now_millis()).await?;
         tx.commit().await.map_err(pg_error)?;
         Ok(added)
     }
@@ -159,7 +161,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// See [`crate::webhooks::WebhookQueue::parked`].
+    /// See [`crate::store::Store`].
     pub(crate) async fn parked_webhooks(
         &self,
         limit: usize,
@@ -194,7 +196,7 @@ impl PgStore {
             .collect())
     }
 
-    /// See [`crate::webhooks::WebhookQueue::replay`].
+    /// See [`crate::store::Store`].
     pub(crate) async fn replay_webhooks(&self, ids: &[i64]) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let now = now_millis();
@@ -234,7 +236,7 @@ impl PgStore {
     }
 
     /// Pending, parked and delivered rows, and the oldest pending row's creation time.
-    pub(crate) async fn webhook_counts(&self) -> Result<(i64, i64, i64, Option<i64>), StoreError> {
+    pub(crate) async fn webhook_counts(&self) -> Result<DeliveryCounts, StoreError> {
         let row = self
             .client()
             .await?
@@ -248,6 +250,11 @@ impl PgStore {
             )
             .await
             .map_err(pg_error)?;
-        Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+        Ok(DeliveryCounts {
+            pending: count(row.get(0)),
+            parked: count(row.get(1)),
+            delivered: count(row.get(2)),
+            oldest_pending_age: age(row.get(3)),
+        })
     }
 }

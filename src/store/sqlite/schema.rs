@@ -6,65 +6,18 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::error::StoreError;
+use crate::store::error::StoreError;
 
 /// How long a statement waits for another writer before failing with [`StoreError::Busy`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Schema migrations, applied in order; `user_version` counts how many have run. Append only:
-/// never edit a migration that has shipped.
+/// Schema migrations (`migrations/sqlite/`), applied in order; `user_version` counts how many
+/// have run. Append only: never edit a migration that has shipped.
 ///
 /// The store holds ids and times only — never a title, a body, an attachment or an identity code.
 const MIGRATIONS: &[&str] = &[
-    // 1: the openings outbox.
-    "CREATE TABLE openings (
-        opening_id      TEXT    NOT NULL PRIMARY KEY,
-        consent_id      TEXT    NOT NULL,
-        message_id      INTEGER NOT NULL,
-        opened_at       INTEGER NOT NULL,
-        state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'parked')),
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        last_error_kind TEXT,
-        first_open      INTEGER CHECK (first_open IN (0, 1)),
-        dvv_read_at     INTEGER,
-        delivered_at    INTEGER,
-        UNIQUE (consent_id, message_id)
-     ) STRICT;
-     CREATE INDEX openings_due ON openings (state, next_attempt_at);
-     CREATE INDEX openings_opened_at ON openings (opened_at);
-     CREATE TABLE store_health (
-        id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-        checked_at INTEGER NOT NULL
-     ) STRICT;",
-    // 2: the events feed position, the webhook delivery queue, and the ledger's retention mark.
-    "CREATE TABLE feed_position (
-        id                 INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-        continuation_token TEXT    NOT NULL,
-        events_seen        INTEGER NOT NULL DEFAULT 0,
-        updated_at         INTEGER NOT NULL
-     ) STRICT;
-     CREATE TABLE webhook_deliveries (
-        id              INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
-        event_id        TEXT    NOT NULL,
-        endpoint        TEXT    NOT NULL,
-        event_type      TEXT    NOT NULL,
-        body            TEXT    NOT NULL,
-        state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'parked')),
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        created_at      INTEGER NOT NULL,
-        next_attempt_at INTEGER NOT NULL,
-        last_error_kind TEXT,
-        last_status     INTEGER,
-        delivered_at    INTEGER,
-        UNIQUE (event_id, endpoint)
-     ) STRICT;
-     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
-     CREATE TABLE ledger_retention (
-        id            INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-        pruned_before INTEGER NOT NULL,
-        pruned_at     INTEGER NOT NULL
-     ) STRICT;",
+    include_str!("../../../migrations/sqlite/0001_openings.sql"),
+    include_str!("../../../migrations/sqlite/0002_feed_webhooks_ledger.sql"),
 ];
 
 /// Opens (creating if needed) the database at `path`, applies the durability settings and runs

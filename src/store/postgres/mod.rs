@@ -1,6 +1,17 @@
-//! The PostgreSQL connection pool, its error mapping, and the schema migrations shipped in
-//! `migrations/postgres/`, applied at start under an advisory lock so that replicas starting
-//! together migrate once.
+//! The shared backend: one PostgreSQL database used by every replica, reached over TLS
+//! ([`tls`]) through a pool of connections. Its schema migrations ship in `migrations/postgres/`
+//! and are applied at start under an advisory lock, so replicas starting together migrate once.
+//! Beyond the tables, replicas coordinate here: due rows are claimed, the singleton work has one
+//! owner at a time under a lease ([`owner`]), and consent changes are logged and notified
+//! ([`consent_bus`]).
+
+mod backend;
+mod consent_bus;
+mod feed;
+mod openings;
+mod owner;
+mod tls;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,24 +19,41 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{trimmed_secret, PostgresConfig};
-use crate::openings::StoreError;
+use crate::config::{trimmed_secret, PostgresConfig, SslMode};
+use crate::store::error::StoreError;
 
 /// The migrations, in order: (version, name, SQL). Append only.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_owner_lease_consent_changes",
+        include_str!("../../../migrations/postgres/0002_owner_lease_consent_changes.sql"),
+    ),
+];
 
 /// Advisory lock key held (per transaction) while migrating: "ikkuna" + 1.
 const MIGRATION_LOCK: i64 = 0x0069_6b6b_756e_6101;
 
 /// How long a caller waits for a pooled connection, and a new connection for its handshake.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// A connection of the store's own, outside the pool (driven by the caller).
+pub(crate) type Dedicated = (
+    tokio_postgres::Client,
+    tokio_postgres::Connection<
+        tokio_postgres::Socket,
+        <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+    >,
+);
 
 /// The shared store: a pool of connections to one PostgreSQL database, used by every replica.
 /// Cheap to clone.
@@ -37,13 +65,20 @@ pub struct PgStore {
 struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     claim: Duration,
     owner_retry: Duration,
+    owner_lease: Duration,
+    /// This process's name in the owner lease (random per start).
+    holder: String,
+    /// The last consent change logged when this process connected: its listener catches up
+    /// from here.
+    consent_seq_at_start: i64,
 }
 
 impl PgStore {
-    /// Connects (the password read from its file), checks the server answers, and applies
-    /// pending migrations.
+    /// Connects over the configured TLS (the password read from its file), checks the server
+    /// answers, and applies pending migrations. A TLS failure names the setting to look at.
     pub async fn connect(settings: &PostgresConfig) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = settings
             .url
@@ -55,14 +90,36 @@ impl PgStore {
                 .map_err(|e| StoreError::CannotOpen(format!("store.password_file: {e}")))?;
             config.password(trimmed_secret(secret.expose()));
         }
+        // TLS never runs over a Unix socket (PostgreSQL does not offer it there).
+        let tcp = config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
+        let mode = if tcp {
+            settings.tls.mode
+        } else {
+            SslMode::Disable
+        };
+        config.ssl_mode(match mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
+        if config.get_application_name().is_none() {
+            config.application_name("ikkuna");
+        }
         config
-            .application_name("ikkuna")
             .connect_timeout(POOL_WAIT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10));
+        let tls = tls::connector(&settings.tls)?;
+        // A first connection of its own, so a refused handshake is explained (the pool would
+        // only say it timed out).
+        let (client, connection) = config.connect(tls.clone()).await.map_err(|e| {
+            tls::explain(&e, mode).map_or_else(|| pg_error(e), StoreError::CannotOpen)
+        })?;
+        let driver = tokio::spawn(connection);
+        drop(client);
+        let _ = driver.await;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -75,17 +132,26 @@ impl PgStore {
             .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::CannotOpen(format!("postgres pool: {e}")))?;
-        let store = Self {
+        let mut client = pool.get().await.map_err(pool_error)?;
+        migrate(&mut client).await?;
+        let consent_seq_at_start = client
+            .query_one("SELECT COALESCE(MAX(seq), 0) FROM consent_changes", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        drop(client);
+        Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                tls,
                 claim: settings.claim,
                 owner_retry: settings.owner_retry,
+                owner_lease: settings.owner_lease,
+                holder: uuid::Uuid::new_v4().to_string(),
+                consent_seq_at_start,
             }),
-        };
-        let mut client = store.client().await?;
-        migrate(&mut client).await?;
-        Ok(store)
+        })
     }
 
     /// A pooled connection.
@@ -93,18 +159,15 @@ impl PgStore {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
-    /// A connection of its own, outside the pool (for a session advisory lock or `LISTEN`). The
-    /// caller drives the returned connection future.
-    pub(crate) async fn dedicated(
-        &self,
-    ) -> Result<
-        (
-            tokio_postgres::Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        StoreError,
-    > {
-        self.inner.config.connect(NoTls).await.map_err(pg_error)
+    /// A connection of its own, outside the pool (for `LISTEN`), named `application_name` so an
+    /// operator (or a test) can tell it apart. The caller drives the returned connection future.
+    pub(crate) async fn dedicated(&self, application_name: &str) -> Result<Dedicated, StoreError> {
+        let mut config = self.inner.config.clone();
+        config.application_name(application_name);
+        config
+            .connect(self.inner.tls.clone())
+            .await
+            .map_err(pg_error)
     }
 
     /// How long a replica's claim on a due opening or webhook lasts before another replica may
@@ -113,9 +176,25 @@ impl PgStore {
         self.inner.claim
     }
 
-    /// How often a replica that does not own the singleton work tries to take it over.
-    pub fn owner_retry(&self) -> Duration {
+    /// How often a replica that does not own the singleton work tries to take it over (and a
+    /// lost `LISTEN` connection is re-opened).
+    pub(crate) fn owner_retry(&self) -> Duration {
         self.inner.owner_retry
+    }
+
+    /// How long the owner's lease lasts without renewal.
+    pub(crate) fn owner_lease(&self) -> Duration {
+        self.inner.owner_lease
+    }
+
+    /// This process's name in the owner lease.
+    pub(crate) fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+
+    /// The last consent change logged when this process connected.
+    pub(crate) fn consent_seq_at_start(&self) -> i64 {
+        self.inner.consent_seq_at_start
     }
 }
 
@@ -192,25 +271,4 @@ fn pool_error(error: PoolError) -> StoreError {
         PoolError::Timeout(_) => StoreError::Busy,
         other => StoreError::Io(format!("postgres pool: {other}")),
     }
-}
-
-/// Unix milliseconds now.
-pub(crate) fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// `now + d` in unix milliseconds, saturating.
-pub(crate) fn millis_after(now: i64, d: Duration) -> i64 {
-    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// A stored time back to a `DateTime`.
-pub(crate) fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
-}
-
-/// A count from the database (never negative) as `u64`.
-pub(crate) fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }

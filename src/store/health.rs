@@ -1,16 +1,12 @@
-//! Whether the store takes writes right now, learnt from every write's outcome and from a
-//! periodic probe write, so the gateway can fail closed (refuse to release a body whose opening it
-//! cannot record), say so on `/readyz`, and notice by itself when space returns.
+//! Whether the store takes writes right now, learnt from every write's outcome (in
+//! [`super::Store`], for both backends) and from a periodic probe write, so the gateway can fail
+//! closed (refuse to release a body whose opening it cannot record), say so on `/readyz`, and
+//! notice by itself when space returns.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
-
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::error::StoreError;
-use super::outbox::Outbox;
 
 /// The store's writability as last observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,51 +95,4 @@ fn blocks_writes(e: &StoreError) -> bool {
             | StoreError::CannotOpen(_)
             | StoreError::Corrupt(_)
     )
-}
-
-/// How often the probe writes.
-#[derive(Debug, Clone, Copy)]
-pub struct ProbeSettings {
-    /// Between probes while the store is writable (finds a full disk before a citizen does).
-    pub healthy_every: Duration,
-    /// Between probes while it is not (how soon returning space is noticed).
-    pub failing_every: Duration,
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        Self {
-            healthy_every: Duration::from_secs(10),
-            failing_every: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Starts the probe: a one-row durable write ([`Outbox::check_writable`]) on a schedule, whose
-/// outcome updates the store's status like any other write. Ends when `stopped` turns true.
-pub fn spawn_store_probe(
-    outbox: Outbox,
-    settings: ProbeSettings,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last_probe = tokio::time::Instant::now();
-        loop {
-            // Wakes every `failing_every`, so a failure seen by a request is probed soon after.
-            tokio::select! {
-                () = tokio::time::sleep(settings.failing_every) => {}
-                _ = stopped.changed() => {}
-            }
-            if *stopped.borrow() {
-                return;
-            }
-            let due =
-                !outbox.store_status().writable || last_probe.elapsed() >= settings.healthy_every;
-            if due {
-                last_probe = tokio::time::Instant::now();
-                // The outcome is recorded by the write path itself.
-                let _ = outbox.check_writable().await;
-            }
-        }
-    })
 }

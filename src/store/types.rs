@@ -1,0 +1,184 @@
+//! The rows the store hands out and takes in: ids, times and counts only, never content. Both
+//! backends produce exactly these, so the layers above never see a database type.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// An opening as recorded: the id DVV will see and the time it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedOpening {
+    /// The opening's UUID v4: DVV's idempotency key for the report.
+    pub opening_id: String,
+    /// When the citizen opened the message (millisecond precision, as reported to DVV).
+    pub opened_at: DateTime<Utc>,
+    /// False when this (consent, message) already had an opening, which was returned instead.
+    pub newly_recorded: bool,
+}
+
+/// An opening waiting to be reported to DVV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOpening {
+    /// The opening's id (idempotency key).
+    pub opening_id: String,
+    /// The consent under which the message was read.
+    pub consent_id: String,
+    /// The message read.
+    pub message_id: i64,
+    /// When it was opened.
+    pub opened_at: DateTime<Utc>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// Counts for metrics and readiness: ids and times only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Openings not yet settled with DVV.
+    pub pending: u64,
+    /// Openings DVV refused for good (need an operator's look).
+    pub parked: u64,
+    /// Openings DVV acknowledged.
+    pub delivered: u64,
+    /// Delivered openings DVV answered `firstOpen: true` — the operator's compensation basis.
+    pub first_opens: u64,
+    /// Age of the oldest pending opening.
+    pub oldest_pending_age: Option<Duration>,
+}
+
+/// A webhook delivery to queue: one event's id, type and signed body (for every endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The webhook event id (stable across attempts and replicas).
+    pub event_id: String,
+    /// The webhook type.
+    pub event_type: String,
+    /// The JSON body, exactly as it will be signed and sent.
+    pub body: String,
+}
+
+/// A delivery due to be attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// The queue row.
+    pub id: i64,
+    /// The webhook event id (stable across attempts).
+    pub event_id: String,
+    /// The webhook type.
+    pub event_type: String,
+    /// The endpoint URL.
+    pub endpoint: String,
+    /// The JSON body, exactly as it will be signed and sent.
+    pub body: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// A parked delivery, as `ikkuna webhooks parked` lists it: ids, times and the last failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedDelivery {
+    /// The queue row (what `ikkuna webhooks replay --id` takes).
+    pub id: i64,
+    /// The webhook event id.
+    pub event_id: String,
+    /// The webhook type.
+    pub event_type: String,
+    /// The endpoint that kept failing.
+    pub endpoint: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was queued (RFC 3339).
+    pub created_at: String,
+    /// The last failure's kind (`timeout`, `connect`, `status`, ...).
+    pub last_error: Option<String>,
+    /// The last HTTP status the endpoint answered, if it answered.
+    pub last_status: Option<u16>,
+}
+
+/// The webhook queue's rows by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Rows waiting (due now or retrying later).
+    pub pending: u64,
+    /// Rows parked after too many failures.
+    pub parked: u64,
+    /// Delivered rows still kept.
+    pub delivered: u64,
+    /// Age of the oldest pending row.
+    pub oldest_pending_age: Option<Duration>,
+}
+
+/// The result of committing a page of the events feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The position moved; this many deliveries were newly queued.
+    Advanced {
+        /// New rows in the webhook queue.
+        queued: usize,
+    },
+    /// The stored position was not the one the page was read from (another writer moved it):
+    /// nothing was written; read the position again.
+    Stale,
+}
+
+/// One month's figures of the compensation ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthFigures {
+    /// `YYYY-MM` (UTC), or `total`.
+    pub month: String,
+    /// Openings recorded by this gateway.
+    pub recorded: u64,
+    /// Of those, settled with DVV.
+    pub delivered: u64,
+    /// Not yet settled (retrying).
+    pub pending: u64,
+    /// Refused by DVV for good and set aside for an operator's look.
+    pub parked: u64,
+    /// Delivered openings DVV answered `firstOpen: true`: the basis of compensation.
+    pub first_opens: u64,
+}
+
+/// A consent change the feed's owner published for the other replicas: DVV's opaque consent id,
+/// never an identity code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentChange {
+    /// The change's place in the shared log (replicas catch up from the last one they applied).
+    pub seq: i64,
+    /// True for a revocation (the cache must refuse at once), false for any other change.
+    pub revoked: bool,
+    /// The consent.
+    pub consent_id: String,
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// `now + d` in unix milliseconds, saturating.
+pub(crate) fn millis_after(now: i64, d: Duration) -> i64 {
+    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `now - d` in unix milliseconds, saturating.
+pub(crate) fn millis_before(now: i64, d: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A stored time back to a `DateTime`.
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A count from the database (never negative) as `u64`.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// How long ago a stored time was, if there is one.
+pub(crate) fn age(at: Option<i64>) -> Option<Duration> {
+    at.map(|at| Duration::from_millis(count(now_millis().saturating_sub(at))))
+}

@@ -17,8 +17,6 @@ pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod openings;
-#[cfg(feature = "sandbox")]
-pub mod sandbox_cmd;
 pub mod server;
 pub mod store;
 pub mod telemetry;

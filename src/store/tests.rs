@@ -185,10 +185,9 @@ async fn sqlite_passes_the_store_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_passes_the_store_suite() {
-    let Some(server) = pg_server::start_or_skip("postgres_passes_the_store_suite") else {
-        return;
-    };
+    let server = pg_server::require("postgres_passes_the_store_suite");
     openings_suite(shared(&server.create_database("suite_a").await).await).await;
     feed_and_webhooks_suite(shared(&server.create_database("suite_b").await).await).await;
 
@@ -215,10 +214,9 @@ async fn postgres_passes_the_store_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_elects_one_owner_and_hands_over() {
-    let Some(server) = pg_server::start_or_skip("postgres_elects_one_owner_and_hands_over") else {
-        return;
-    };
+    let server = pg_server::require("postgres_elects_one_owner_and_hands_over");
     let url = server.create_database("owner").await;
     let a = PgStore::connect(&settings(url.clone())).await.unwrap();
     let b = PgStore::connect(&settings(url)).await.unwrap();

@@ -387,7 +387,10 @@ async fn inbox(
     if status != StatusCode::OK {
         return Err(ikkuna_error(&state, status, &consent));
     }
-    let link = consent_link(&state, consent["consentServiceUrl"].as_str().unwrap_or("#"));
+    let link = consent_link(
+        &state.sandbox_admin,
+        consent["consentServiceUrl"].as_str().unwrap_or("#"),
+    );
     if consent["state"] != "Active" {
         let why = if consent["state"] == "Revoked" {
             "You have withdrawn this service's right to show your authority mail."
@@ -436,12 +439,13 @@ You can give your consent in {link}; then come back and <a href="/inbox">refresh
             } else {
                 ""
             };
-        // Attachments are marked in words too, not by an icon alone.
+        // Attachments are marked in words (no icon font is needed to read them).
         let attachments = match m["attachmentCount"].as_u64().unwrap_or(0) {
             0 => String::new(),
-            1 => r#" <span class="tag attachments" data-attachments="1"><span aria-hidden="true">📎 </span>1 attachment</span>"#.to_owned(),
+            1 => r#" <span class="tag attachments" data-attachments="1">1 attachment</span>"#
+                .to_owned(),
             n => format!(
-                r#" <span class="tag attachments" data-attachments="{n}"><span aria-hidden="true">📎 </span>{n} attachments</span>"#
+                r#" <span class="tag attachments" data-attachments="{n}">{n} attachments</span>"#
             ),
         };
         items.push_str(&format!(
@@ -766,7 +770,7 @@ fn ikkuna_error(state: &AppState, status: StatusCode, body: &Value) -> Response 
     let reason = body["reason"].as_str().unwrap_or("Unexpected answer");
     let link = body["consentServiceUrl"]
         .as_str()
-        .map(|u| format!(" {}", consent_link(state, u)))
+        .map(|u| format!(" {}", consent_link(&state.sandbox_admin, u)))
         .unwrap_or_default();
     let mut response = page(
         "Error",
@@ -826,10 +830,10 @@ button {{ font: inherit; padding: .3rem .8rem; margin: .2rem 0; }}
 /// The link to DVV's consent service. In the sandbox that page is on the sandbox admin listener,
 /// whose HTTPS certificate comes from a throwaway CA no browser trusts; the same listener serves
 /// it over plain HTTP, so the sandbox's link is given in that form. Any other link is kept as is.
-fn consent_link(state: &AppState, url: &str) -> String {
+fn consent_link(sandbox_admin: &str, url: &str) -> String {
     let href = match (
         url.strip_prefix("https://"),
-        state.sandbox_admin.strip_prefix("http://"),
+        sandbox_admin.strip_prefix("http://"),
     ) {
         (Some(rest), Some(admin)) if rest.starts_with(&format!("{admin}/")) => {
             format!("http://{rest}")
@@ -981,4 +985,83 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_is_rendered_without_anything_that_runs_or_fetches() {
+        let html = markdown(
+            "# Title\n\n**bold** <script>alert(1)</script> [ok](https://dvv.fi) \
+             [bad](javascript:alert(1)) ![pixel](https://tracker.example/p.png)\n\n\
+             <img src=x onerror=alert(1)>\n\n## Part",
+        );
+        assert!(
+            html.contains("<h2>Title</h2>") && html.contains("<h3>Part</h3>"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>bold</strong>"), "{html}");
+        assert!(
+            html.contains(r#"<a href="https://dvv.fi">ok</a>"#),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<script") && html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<img") && !html.contains("javascript:"),
+            "{html}"
+        );
+        assert!(
+            html.contains("bad") && html.contains("pixel"),
+            "text kept: {html}"
+        );
+    }
+
+    #[test]
+    fn dates_are_finnish_time_across_summer_time() {
+        // 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC.
+        for (utc, shown) in [
+            ("2026-03-29T00:59:00.000Z", "29.3.2026 klo 2.59"),
+            ("2026-03-29T01:00:00.000Z", "29.3.2026 klo 4.00"),
+            ("2026-10-25T00:59:00.000Z", "25.10.2026 klo 3.59"),
+            ("2026-10-25T01:00:00.000Z", "25.10.2026 klo 3.00"),
+            ("2026-11-12T09:30:00.000Z", "12.11.2026 klo 11.30"),
+        ] {
+            let html = fi_time(utc);
+            assert!(html.contains(&format!(">{shown}</time>")), "{utc}: {html}");
+            assert!(html.contains(&format!(r#"datetime="{utc}""#)), "{html}");
+        }
+        assert_eq!(
+            fi_time("<b>not a date</b>"),
+            "&lt;b&gt;not a date&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn sizes_are_written_as_finns_read_them() {
+        assert_eq!(fi_size(12), "12\u{a0}t");
+        assert_eq!(fi_size(151_552), "148\u{a0}kt");
+        assert_eq!(fi_size(1_572_864), "1,5\u{a0}Mt");
+        assert_eq!(fi_size(1 << 30), "1\u{a0}Gt");
+        assert_eq!(fi_size(2_684_354_560), "2,5\u{a0}Gt");
+    }
+
+    #[test]
+    fn the_sandbox_consent_link_opens_in_a_browser_and_others_are_kept() {
+        let admin = "http://127.0.0.1:41235";
+        assert!(
+            consent_link(admin, "https://127.0.0.1:41235/consent-service")
+                .contains(r#"href="http://127.0.0.1:41235/consent-service""#)
+        );
+        assert!(consent_link(admin, "https://suostumus.dvv.fi/x")
+            .contains(r#"href="https://suostumus.dvv.fi/x""#));
+        assert!(
+            consent_link(admin, "https://127.0.0.1:412350/consent-service")
+                .contains(r#"href="https://127.0.0.1:412350/consent-service""#)
+        );
+    }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzz smoke (issue 8): builds every cargo-fuzz target in fuzz/ once, runs each
+# Coverage-guided fuzz smoke: builds every cargo-fuzz target in fuzz/ once, runs each
 # for a bounded time from its seed corpus (fuzz/corpus/<target>/), fails on any crash, and prints
 # the executions per target from libFuzzer's final statistics.
 #

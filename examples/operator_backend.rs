@@ -4,23 +4,23 @@
 //! citizen assertion with the operator's own key the way a real identity service would, calls
 //! Ikkuna's operator API (`docs/operator-api.yaml`), receives and verifies Ikkuna's signed
 //! webhooks, and serves a small accessible inbox: consent state with the link to DVV's consent
-//! service, the message list with unread markers, a message view, the receipt step for
-//! `Verifiable` messages, and attachment download. It shows only what Ikkuna returns and stores
-//! no mail: sessions and the ids of recent webhooks live in memory only.
+//! service, the message list with unread and attachment markers, a message view (Markdown bodies
+//! rendered without raw HTML, scripts or remote images), the receipt step for `Verifiable`
+//! messages, and attachment download. Dates and sizes are shown as Finnish users read them
+//! (`12.11.2026 klo 11.30` in Finnish time, `148 kt`, `2,5 Gt`). It shows only what Ikkuna
+//! returns and stores no mail: sessions and the ids of recent webhooks live in memory only.
 //!
-//! Run it against the sandbox (three terminals):
+//! Run it against the sandbox with one command, from the same build as the gateway:
 //!
 //! ```sh
-//! openssl rand -hex 32 > /tmp/hooks.secret && chmod 600 /tmp/hooks.secret
-//! IKKUNA_WEBHOOKS_ENDPOINTS=https://127.0.0.1:8089/webhooks \
-//! IKKUNA_WEBHOOKS_SECRET_FILE=/tmp/hooks.secret \
-//! IKKUNA_WEBHOOKS_CA_CERT="$PWD/data/sandbox/ca.pem" \
-//!     cargo run -- sandbox                 # the gateway in front of the sandbox DVV backend
-//! cargo run --example operator_backend -- --data-dir data/sandbox --webhook-secret-file /tmp/hooks.secret
+//! cargo run -- sandbox --open               # sandbox, gateway, this inbox and its webhook receiver
 //! # then open http://127.0.0.1:8088/
 //! ```
 //!
-//! Without `--webhook-secret-file` the inbox works the same, without the webhook receiver.
+//! `ikkuna sandbox --open` compiles this file into the `ikkuna` binary and starts it with
+//! [`start`]; it also writes a webhook secret and points the gateway's webhooks at the receiver.
+//! It also builds on its own (`cargo run --example operator_backend -- --data-dir data/sandbox
+//! [--webhook-secret-file FILE]`), but that builds the test dependencies first.
 //!
 //! `tests/browser.rs` includes this file as a module and starts it in-process with [`start`], then
 //! drives the inbox in headless Chromium.
@@ -72,6 +72,8 @@ pub struct Args {
 #[serde(rename_all = "camelCase")]
 struct SandboxInfo {
     gateway_url: String,
+    /// The sandbox admin listener (plain HTTP), which also serves the consent-service page.
+    admin_url: String,
     ca_cert: PathBuf,
     operator_signing_key: PathBuf,
     operator_jwks: PathBuf,
@@ -149,6 +151,8 @@ struct SeenEvent {
 
 struct AppState {
     gateway: String,
+    /// The sandbox admin origin over plain HTTP (see [`consent_link`]).
+    sandbox_admin: String,
     client: HttpsClient,
     identity: IdentityService,
     citizens: Vec<SandboxCitizen>,
@@ -202,6 +206,7 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
     };
     let state = Arc::new(AppState {
         gateway: info.gateway_url.trim_end_matches('/').to_owned(),
+        sandbox_admin: info.admin_url.trim_end_matches('/').to_owned(),
         client: https_client(&info.ca_cert)?,
         identity: IdentityService::load(&info)?,
         citizens: info.citizens.clone(),
@@ -380,11 +385,11 @@ async fn inbox(
     let status = consent.status;
     let consent = consent.json().await;
     if status != StatusCode::OK {
-        return Err(ikkuna_error(status, &consent));
+        return Err(ikkuna_error(&state, status, &consent));
     }
-    let link = format!(
-        r#"<a href="{}">DVV's consent service</a>"#,
-        esc(consent["consentServiceUrl"].as_str().unwrap_or("#"))
+    let link = consent_link(
+        &state.sandbox_admin,
+        consent["consentServiceUrl"].as_str().unwrap_or("#"),
     );
     if consent["state"] != "Active" {
         let why = if consent["state"] == "Revoked" {
@@ -414,7 +419,7 @@ You can give your consent in {link}; then come back and <a href="/inbox">refresh
     let status = answer.status;
     let list = answer.json().await;
     if status != StatusCode::OK {
-        return Err(ikkuna_error(status, &list));
+        return Err(ikkuna_error(&state, status, &list));
     }
     let mut items = String::new();
     let mut unread = 0;
@@ -434,12 +439,21 @@ You can give your consent in {link}; then come back and <a href="/inbox">refresh
             } else {
                 ""
             };
+        // Attachments are marked in words (no icon font is needed to read them).
+        let attachments = match m["attachmentCount"].as_u64().unwrap_or(0) {
+            0 => String::new(),
+            1 => r#" <span class="tag attachments" data-attachments="1">1 attachment</span>"#
+                .to_owned(),
+            n => format!(
+                r#" <span class="tag attachments" data-attachments="{n}">{n} attachments</span>"#
+            ),
+        };
         items.push_str(&format!(
-            r#"<li class="message" data-message-id="{id}" data-unread="{is_unread}">{marker}<a href="/messages/{id}">{title}</a>{verifiable}
+            r#"<li class="message" data-message-id="{id}" data-unread="{is_unread}">{marker}<a href="/messages/{id}">{title}</a>{verifiable}{attachments}
 <br><span class="meta">{sender} · {created}</span></li>"#,
             title = esc(m["title"].as_str().unwrap_or("")),
             sender = esc(m["senderName"].as_str().unwrap_or("")),
-            created = esc(m["createdAt"].as_str().unwrap_or("")),
+            created = fi_time(m["createdAt"].as_str().unwrap_or("")),
         ));
     }
     if items.is_empty() {
@@ -495,22 +509,23 @@ confirm that you have received it; the sender is told when you did.</p>
 <form method="post" action="/messages/{id}/receipt"><button type="submit">Confirm receipt and open</button></form>"#,
                 title = esc(s["title"].as_str().unwrap_or("")),
                 sender = esc(s["senderName"].as_str().unwrap_or("")),
-                created = esc(s["createdAt"].as_str().unwrap_or("")),
+                created = fi_time(s["createdAt"].as_str().unwrap_or("")),
             ),
         )
         .into_response());
     }
     if status != StatusCode::OK {
-        return Err(ikkuna_error(status, &m));
+        return Err(ikkuna_error(&state, status, &m));
     }
     let mut files = String::new();
     for a in m["attachments"].as_array().into_iter().flatten() {
+        let size = a["size"].as_u64().unwrap_or(0);
         files.push_str(&format!(
-            r#"<li><a class="attachment" href="/messages/{id}/attachments/{aid}" data-attachment-id="{aid}" data-size="{size}" download>{name}</a> <span class="meta">({media}, {size} bytes)</span></li>"#,
+            r#"<li><a class="attachment" href="/messages/{id}/attachments/{aid}" data-attachment-id="{aid}" data-size="{size}" download>{name}</a> <span class="meta">({media}, <span title="{size} B">{human}</span>)</span></li>"#,
             aid = a["attachmentId"].as_i64().unwrap_or(0),
             name = esc(a["name"].as_str().unwrap_or("attachment")),
             media = esc(a["mediaType"].as_str().unwrap_or("")),
-            size = a["size"].as_u64().unwrap_or(0),
+            human = fi_size(size),
         ));
     }
     let files = if files.is_empty() {
@@ -523,7 +538,7 @@ confirm that you have received it; the sender is told when you did.</p>
     let receipt = match m["receiptConfirmedAt"].as_str() {
         Some(at) => format!(
             r#"<p id="receipt-confirmed" role="status">Receipt confirmed {}</p>"#,
-            esc(at)
+            fi_time(at)
         ),
         None => String::new(),
     };
@@ -532,11 +547,14 @@ confirm that you have received it; the sender is told when you did.</p>
         &format!(
             r#"<p><a href="/inbox">Back to the inbox</a></p>
 <h1>{title}</h1><p class="meta">{sender} · {created}</p>{receipt}
-<div class="body" id="message-body">{body}</div>{files}"#,
+{body}{files}"#,
             title = esc(m["title"].as_str().unwrap_or("")),
             sender = esc(m["senderName"].as_str().unwrap_or("")),
-            created = esc(m["createdAt"].as_str().unwrap_or("")),
-            body = esc(m["body"].as_str().unwrap_or("")),
+            created = fi_time(m["createdAt"].as_str().unwrap_or("")),
+            body = message_body(
+                m["body"].as_str().unwrap_or(""),
+                m["bodyFormat"].as_str() == Some("Markdown")
+            ),
         ),
     )
     .into_response())
@@ -559,7 +577,7 @@ async fn confirm_receipt(
     let status = answer.status;
     let body = answer.json().await;
     if status != StatusCode::OK {
-        return Err(ikkuna_error(status, &body));
+        return Err(ikkuna_error(&state, status, &body));
     }
     Ok(Redirect::to(&format!("/messages/{id}")).into_response())
 }
@@ -582,7 +600,7 @@ async fn attachment(
     if !matches!(answer.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
         let status = answer.status;
         let body = answer.json().await;
-        return Err(ikkuna_error(status, &body));
+        return Err(ikkuna_error(&state, status, &body));
     }
     let mut response = Response::new(Body::new(answer.body));
     *response.status_mut() = answer.status;
@@ -625,7 +643,7 @@ fn events_section(state: &AppState, consent_id: &str) -> String {
             .unwrap_or_default();
         items.push_str(&format!(
             "<li>{} {}{about}</li>",
-            esc(&e.time),
+            fi_time(&e.time),
             esc(&e.kind)
         ));
     }
@@ -748,11 +766,11 @@ fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<String, Redirect> 
 }
 
 /// Ikkuna's refusal as a page: its reason, and the consent link when there is one.
-fn ikkuna_error(status: StatusCode, body: &Value) -> Response {
+fn ikkuna_error(state: &AppState, status: StatusCode, body: &Value) -> Response {
     let reason = body["reason"].as_str().unwrap_or("Unexpected answer");
     let link = body["consentServiceUrl"]
         .as_str()
-        .map(|u| format!(r#" <a href="{}">DVV's consent service</a>"#, esc(u)))
+        .map(|u| format!(" {}", consent_link(&state.sandbox_admin, u)))
         .unwrap_or_default();
     let mut response = page(
         "Error",
@@ -797,13 +815,154 @@ a {{ color: #0645ad; }} a:focus, button:focus {{ outline: 3px solid #f90; outlin
 .visually-hidden {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }}
 .badge {{ font-size: .9rem; background: #222; color: #fff; padding: .1rem .5rem; border-radius: 1rem; }}
 .tag {{ font-size: .85rem; border: 1px solid #555; padding: 0 .3rem; }} .meta {{ color: #444; font-size: .9rem; }}
-.notice {{ border-left: 4px solid #c60; padding-left: .8rem; }} .body {{ white-space: pre-wrap; }}
+.notice {{ border-left: 4px solid #c60; padding-left: .8rem; }} .body.text {{ white-space: pre-wrap; }}
 button {{ font: inherit; padding: .3rem .8rem; margin: .2rem 0; }}
 </style></head>
 <body><header><p><strong>Operator inbox</strong> (sandbox stand-in; shows only what Ikkuna returns)</p></header>
 <main>{main}</main></body></html>"#,
         title = esc(title)
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Showing DVV's data to Finnish readers
+
+/// The link to DVV's consent service. In the sandbox that page is on the sandbox admin listener,
+/// whose HTTPS certificate comes from a throwaway CA no browser trusts; the same listener serves
+/// it over plain HTTP, so the sandbox's link is given in that form. Any other link is kept as is.
+fn consent_link(sandbox_admin: &str, url: &str) -> String {
+    let href = match (
+        url.strip_prefix("https://"),
+        sandbox_admin.strip_prefix("http://"),
+    ) {
+        (Some(rest), Some(admin)) if rest.starts_with(&format!("{admin}/")) => {
+            format!("http://{rest}")
+        }
+        _ => url.to_owned(),
+    };
+    format!(r#"<a href="{}">DVV's consent service</a>"#, esc(&href))
+}
+
+/// A message body: Markdown rendered (see [`markdown`]), text kept as written; both escaped.
+fn message_body(body: &str, is_markdown: bool) -> String {
+    if is_markdown {
+        format!(
+            r#"<div class="body markdown" id="message-body">{}</div>"#,
+            markdown(body)
+        )
+    } else {
+        format!(
+            r#"<div class="body text" id="message-body">{}</div>"#,
+            esc(body)
+        )
+    }
+}
+
+/// Markdown as HTML that cannot run or fetch anything: raw HTML is shown as text, links keep
+/// only `https:`, `http:` and `mailto:` targets (others become plain text), images become their
+/// alt text (no tracking pixels), and headings start at `h2` under the page's `h1`.
+fn markdown(text: &str) -> String {
+    use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+    let events: Vec<Event> =
+        Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).collect();
+    let top = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start(Tag::Heading { level, .. }) => Some(*level as usize),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(1);
+    let shift = |level: HeadingLevel| {
+        let wanted = (level as usize + 2).saturating_sub(top).clamp(2, 6);
+        HeadingLevel::try_from(wanted).unwrap_or(HeadingLevel::H6)
+    };
+    let safe = |url: &str| {
+        let lower = url.trim().to_ascii_lowercase();
+        ["https://", "http://", "mailto:"]
+            .iter()
+            .any(|scheme| lower.starts_with(scheme))
+    };
+    let mut dropped_link = false;
+    let events = events.into_iter().filter_map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+        Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs,
+        }) => Some(Event::Start(Tag::Heading {
+            level: shift(level),
+            id,
+            classes,
+            attrs,
+        })),
+        Event::End(TagEnd::Heading(level)) => Some(Event::End(TagEnd::Heading(shift(level)))),
+        Event::Start(Tag::Link { ref dest_url, .. }) if !safe(dest_url) => {
+            dropped_link = true;
+            None
+        }
+        Event::End(TagEnd::Link) if dropped_link => {
+            dropped_link = false;
+            None
+        }
+        Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => None,
+        other => Some(other),
+    });
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+/// A DVV timestamp (RFC 3339, UTC) as Finns read it, in Finnish time: `12.11.2026 klo 11.30`,
+/// inside a `<time>` element that keeps the exact instant. Anything unparsable is shown escaped.
+fn fi_time(rfc3339: &str) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+        return esc(rfc3339);
+    };
+    let local = finnish_time(at.with_timezone(&chrono::Utc));
+    format!(
+        r#"<time datetime="{}">{}.{}.{} klo {}.{:02}</time>"#,
+        esc(rfc3339),
+        local.day(),
+        local.month(),
+        local.year(),
+        local.hour(),
+        local.minute()
+    )
+}
+
+/// Finnish local time: UTC+2, and UTC+3 in summer time, which in the EU runs from 01:00 UTC on
+/// the last Sunday of March to 01:00 UTC on the last Sunday of October.
+fn finnish_time(utc: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    use chrono::{Datelike as _, NaiveDate, TimeZone as _};
+    let last_sunday_1am = |month: u32| {
+        let last = NaiveDate::from_ymd_opt(utc.year(), month, 31).unwrap_or_default();
+        let sunday = last - chrono::Days::new(u64::from(last.weekday().num_days_from_sunday()));
+        chrono::Utc.from_utc_datetime(&sunday.and_hms_opt(1, 0, 0).unwrap_or_default())
+    };
+    let summer = utc >= last_sunday_1am(3) && utc < last_sunday_1am(10);
+    let offset = chrono::Duration::hours(if summer { 3 } else { 2 });
+    utc.naive_utc() + offset
+}
+
+/// A size as Finns read it: decimal comma, binary multiples named `kt`, `Mt`, `Gt` (kilo-,
+/// mega-, gigatavu), bytes as `t`.
+fn fi_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["t", "kt", "Mt", "Gt"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let number = if unit == 0 || value >= 10.0 || value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}").replace('.', ",")
+    };
+    format!("{number}\u{a0}{}", UNITS[unit])
 }
 
 fn esc(text: &str) -> String {
@@ -826,4 +985,83 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_is_rendered_without_anything_that_runs_or_fetches() {
+        let html = markdown(
+            "# Title\n\n**bold** <script>alert(1)</script> [ok](https://dvv.fi) \
+             [bad](javascript:alert(1)) ![pixel](https://tracker.example/p.png)\n\n\
+             <img src=x onerror=alert(1)>\n\n## Part",
+        );
+        assert!(
+            html.contains("<h2>Title</h2>") && html.contains("<h3>Part</h3>"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>bold</strong>"), "{html}");
+        assert!(
+            html.contains(r#"<a href="https://dvv.fi">ok</a>"#),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<script") && html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<img") && !html.contains("javascript:"),
+            "{html}"
+        );
+        assert!(
+            html.contains("bad") && html.contains("pixel"),
+            "text kept: {html}"
+        );
+    }
+
+    #[test]
+    fn dates_are_finnish_time_across_summer_time() {
+        // 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC.
+        for (utc, shown) in [
+            ("2026-03-29T00:59:00.000Z", "29.3.2026 klo 2.59"),
+            ("2026-03-29T01:00:00.000Z", "29.3.2026 klo 4.00"),
+            ("2026-10-25T00:59:00.000Z", "25.10.2026 klo 3.59"),
+            ("2026-10-25T01:00:00.000Z", "25.10.2026 klo 3.00"),
+            ("2026-11-12T09:30:00.000Z", "12.11.2026 klo 11.30"),
+        ] {
+            let html = fi_time(utc);
+            assert!(html.contains(&format!(">{shown}</time>")), "{utc}: {html}");
+            assert!(html.contains(&format!(r#"datetime="{utc}""#)), "{html}");
+        }
+        assert_eq!(
+            fi_time("<b>not a date</b>"),
+            "&lt;b&gt;not a date&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn sizes_are_written_as_finns_read_them() {
+        assert_eq!(fi_size(12), "12\u{a0}t");
+        assert_eq!(fi_size(151_552), "148\u{a0}kt");
+        assert_eq!(fi_size(1_572_864), "1,5\u{a0}Mt");
+        assert_eq!(fi_size(1 << 30), "1\u{a0}Gt");
+        assert_eq!(fi_size(2_684_354_560), "2,5\u{a0}Gt");
+    }
+
+    #[test]
+    fn the_sandbox_consent_link_opens_in_a_browser_and_others_are_kept() {
+        let admin = "http://127.0.0.1:41235";
+        assert!(
+            consent_link(admin, "https://127.0.0.1:41235/consent-service")
+                .contains(r#"href="http://127.0.0.1:41235/consent-service""#)
+        );
+        assert!(consent_link(admin, "https://suostumus.dvv.fi/x")
+            .contains(r#"href="https://suostumus.dvv.fi/x""#));
+        assert!(
+            consent_link(admin, "https://127.0.0.1:412350/consent-service")
+                .contains(r#"href="https://127.0.0.1:412350/consent-service""#)
+        );
+    }
 }

@@ -18,8 +18,6 @@ pub mod ledger;
 pub mod limits;
 pub mod openings;
 pub mod outflow;
-#[cfg(feature = "sandbox")]
-pub mod sandbox_cmd;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -7,6 +7,16 @@ use clap::{Parser, Subcommand};
 
 use ikkuna::config;
 
+#[cfg(feature = "sandbox")]
+mod sandbox_cmd;
+
+/// The example operator inbox, compiled into the binary so `ikkuna sandbox --open` serves it from
+/// the same build (`cargo run --example operator_backend` would build the dev-dependencies too).
+#[cfg(feature = "sandbox")]
+#[path = "../examples/operator_backend.rs"]
+#[allow(dead_code)]
+mod operator_backend;
+
 #[derive(Parser)]
 #[command(
     name = "ikkuna",
@@ -46,13 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Run the built-in sandbox DVV backend and the gateway together on loopback.
+    /// Run the built-in sandbox DVV backend and the gateway together on loopback and print a
+    /// guided tour (`--open`: the example operator inbox too); `serve` and `token` are the
+    /// sandbox's own commands.
     #[cfg(feature = "sandbox")]
-    Sandbox {
-        /// Where the sandbox keeps its throwaway PKI, state and the gateway's store.
-        #[arg(long, default_value = "data/sandbox")]
-        data_dir: PathBuf,
-    },
+    Sandbox(sandbox_cmd::SandboxArgs),
 }
 
 #[derive(Subcommand)]
@@ -143,12 +151,7 @@ fn main() -> ExitCode {
         },
         Command::Webhooks { command } => runtime.block_on(webhooks(command)),
         #[cfg(feature = "sandbox")]
-        Command::Sandbox { data_dir } => {
-            ikkuna::telemetry::init_logs(ikkuna::telemetry::LogFormat::from_env_or(
-                ikkuna::telemetry::LogFormat::Text,
-            ));
-            runtime.block_on(ikkuna::sandbox_cmd::run(data_dir))
-        }
+        Command::Sandbox(args) => sandbox_cmd::run(args, &runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,7 +163,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(path: PathBuf) -> anyhow::Result<()> {
-    let config = config::load(&path, &config::process_env)?;
+    let config = config::load_from_process(&path)?;
     // `[log]` (or IKKUNA_LOG_FORMAT / IKKUNA_LOG_LEVEL; RUST_LOG wins) decides the output.
     ikkuna::telemetry::init_logs_with(config.log.format, &config.log.level);
     let gateway = ikkuna::app::start(config).await?;
@@ -176,7 +179,7 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
-    let loaded = config::load(path, &config::process_env).and_then(|c| {
+    let loaded = config::load_from_process(path).and_then(|c| {
         // Key files others can read refuse start-up, so they fail the check too.
         match config::insecure_secret_files(&c) {
             exposed if exposed.is_empty() => Ok(c),
@@ -198,7 +201,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
 /// Opens the store named by a configuration file (the gateway may be running: SQLite's WAL lets
 /// both work at once).
 async fn open_store(path: &std::path::Path) -> anyhow::Result<ikkuna::openings::Outbox> {
-    let config = config::load(path, &config::process_env)?;
+    let config = config::load_from_process(path)?;
     Ok(ikkuna::store::open(&config.store).await?)
 }
 

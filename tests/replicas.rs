@@ -1,4 +1,4 @@
-//! Several gateway replicas on one PostgreSQL store (issue 10), over real sockets: a throw-away
+//! Several gateway replicas on one PostgreSQL store, over real sockets: a throw-away
 //! PostgreSQL server on loopback, the sandbox DVV, a webhook receiver and three `ikkuna run`
 //! processes sharing the store. The workload reads every message through two replicas at once,
 //! revokes consents, and SIGKILLs the feed owner and a second (delivering) replica mid-run. It
@@ -6,7 +6,8 @@
 //! never under two ids, revocations enforced on every replica through the owner's `NOTIFY`, and
 //! the shared ledger equal to DVV's record.
 //!
-//! Skips with a notice when PostgreSQL is not installed (Debian's `postgresql`), except in CI.
+//! Needs PostgreSQL (Debian's `postgresql`): `#[ignore]`d with that reason, run with
+//! `cargo test --test replicas -- --ignored` (CI does).
 
 mod common;
 mod pg;
@@ -96,10 +97,9 @@ async fn ledger(h: &Harness, env: &[(String, String)]) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --test replicas -- --ignored"]
 async fn three_replicas_share_one_store_through_kills() {
-    let Some(server) = pg::start_or_skip("three_replicas_share_one_store_through_kills") else {
-        return;
-    };
+    let server = pg::require("three_replicas_share_one_store_through_kills");
     let started = Instant::now();
     let url = server.create_database("replicas").await;
     let h = Harness::with_sandbox().await;

@@ -54,7 +54,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "minutes long: run on demand (see the module doc)"]
+#[ignore = "minutes long, on demand; run: IKKUNA_SOAK_SECS=300 cargo test --release --test soak -- --ignored --nocapture"]
 async fn steady_load_keeps_memory_descriptors_and_latency_flat() {
     let total = Duration::from_secs(
         std::env::var("IKKUNA_SOAK_SECS")

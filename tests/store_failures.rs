@@ -63,10 +63,9 @@ async fn readyz(h: &Harness, r: &Replica) -> (u16, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_restarted_under_load() {
-    let Some(server) = pg::start_or_skip("postgres_restarted_under_load") else {
-        return;
-    };
+    let server = pg::require("postgres_restarted_under_load");
     let url = server.create_database("restart").await;
     let h = Harness::with_sandbox().await;
     let path = |key: &str| PathBuf::from(h.info[key].as_str().unwrap());
@@ -213,10 +212,9 @@ fn wins(r: &Replica) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn a_frozen_owner_is_replaced_within_its_lease() {
-    let Some(server) = pg::start_or_skip("a_frozen_owner_is_replaced_within_its_lease") else {
-        return;
-    };
+    let server = pg::require("a_frozen_owner_is_replaced_within_its_lease");
     let url = server.create_database("frozen").await;
     let h = Harness::with_sandbox().await;
     let path = |key: &str| PathBuf::from(h.info[key].as_str().unwrap());

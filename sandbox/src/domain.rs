@@ -246,6 +246,12 @@ impl Domain {
         }
     }
 
+    /// A citizen's whole inbox, newest first, read directly (no provider, no consent check, no
+    /// release recorded): for demos that point at interesting messages.
+    pub fn inbox_of(&self, citizen: &str) -> Vec<Message> {
+        self.lock().store.inbox(citizen, None).cloned().collect()
+    }
+
     /// One inbox page, newest first, after `before` when given.
     pub fn inbox_page(
         &self,

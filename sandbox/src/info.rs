@@ -139,7 +139,7 @@ pub struct GatewayConfig<'a> {
 }
 
 impl GatewayConfig<'_> {
-    /// The TOML text, in the shape of `spec/contract.md`.
+    /// The TOML text, in the shape the gateway reads (`config/ikkuna.example.toml`).
     pub fn render(&self) -> String {
         let s = |v: &str| toml::Value::String(v.to_owned()).to_string();
         let p = |v: &Path| s(&v.to_string_lossy());

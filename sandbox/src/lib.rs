@@ -1,5 +1,5 @@
 //! Ikkuna sandbox: a reference implementation of the hypothetical DVV viewing-connection API
-//! (`spec/contract.md`), with a throwaway PKI, seeded fictional citizens and messages, several
+//! (`docs/dvv-viewing-api.yaml`), with a throwaway PKI, seeded fictional citizens and messages, several
 //! providers, an admin API and fault injection.
 //!
 //! The gateway's tests, the `ikkuna sandbox` subcommand, the benchmarks and the certification
@@ -19,6 +19,7 @@ mod auth;
 mod calls;
 pub mod canary;
 mod citizen_assertion;
+pub mod cli;
 pub mod content;
 mod continuation;
 mod domain;
@@ -108,6 +109,24 @@ pub struct RunningSandbox {
     admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    app: Arc<App>,
+}
+
+/// One message of a citizen's inbox as the sandbox holds it (see [`RunningSandbox::inbox_of`]).
+#[derive(Clone, Debug)]
+pub struct InboxEntry {
+    /// Message id.
+    pub message_id: i64,
+    /// Title.
+    pub title: String,
+    /// A `Verifiable` message (proof of receipt).
+    pub verifiable: bool,
+    /// Already opened in some window.
+    pub read: bool,
+    /// Receipt confirmed (verifiable messages).
+    pub receipt_confirmed: bool,
+    /// Attachments as `(id, name, size in bytes)`.
+    pub attachments: Vec<(i64, String, u64)>,
 }
 
 impl RunningSandbox {
@@ -144,6 +163,29 @@ impl RunningSandbox {
     /// The (absolute) data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// A citizen's inbox, newest first, read from the sandbox's state without going through the
+    /// contract (no opening or release is recorded): `ikkuna sandbox` picks the messages of its
+    /// guided tour with it.
+    pub fn inbox_of(&self, citizen: &str) -> Vec<InboxEntry> {
+        self.app
+            .domain
+            .inbox_of(citizen)
+            .into_iter()
+            .map(|m| InboxEntry {
+                message_id: m.id,
+                title: m.title,
+                verifiable: m.service_type == model::MessageServiceType::Verifiable,
+                read: m.read_at.is_some(),
+                receipt_confirmed: m.receipt.is_some(),
+                attachments: m
+                    .attachments
+                    .into_iter()
+                    .map(|a| (a.id, a.name, a.size))
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Stops accepting, lets connections finish briefly, and waits for the listeners to close.
@@ -292,6 +334,7 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<RunningSandbox> {
         admin_addr,
         stop,
         tasks,
+        app,
     })
 }
 

@@ -1,12 +1,10 @@
 //! `ikkuna-sandbox`: run the reference DVV backend, or mint a citizen assertion for a demo.
+//! The same commands are `ikkuna sandbox serve|token` in the gateway binary.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use ikkuna_sandbox::{mint_citizen_assertion, start, SandboxOptions, DEFAULT_ACR};
+use clap::Parser;
+use ikkuna_sandbox::cli::Command;
 
 /// Reference implementation of the DVV viewing-connection API for Ikkuna.
 #[derive(Parser)]
@@ -14,47 +12,6 @@ use ikkuna_sandbox::{mint_citizen_assertion, start, SandboxOptions, DEFAULT_ACR}
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Start the sandbox and run until SIGINT or SIGTERM.
-    Serve {
-        /// Data directory (PKI, journal, sandbox.json, ikkuna.toml); created if missing.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// DVV listener address (default: remembered port, else a free loopback port).
-        #[arg(long)]
-        dvv_listen: Option<SocketAddr>,
-        /// Admin listener address, loopback only (default as for --dvv-listen).
-        #[arg(long)]
-        admin_listen: Option<SocketAddr>,
-        /// Seed file replacing the built-in seed.
-        #[arg(long)]
-        seed: Option<PathBuf>,
-        /// Bearer token lifetime in seconds.
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        token_ttl: u64,
-        /// Recording mode for auditors: a unique canary string in every title, body and
-        /// attachment (prefix in DATA_DIR/canaries.json).
-        #[arg(long)]
-        canaries: bool,
-    },
-    /// Print a citizen assertion (JWT) signed by the sandbox operator's identity key.
-    Token {
-        /// Data directory of a sandbox started at least once.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// The citizen's identity code.
-        #[arg(long)]
-        citizen: String,
-        /// Assurance level (`acr`).
-        #[arg(long, default_value = DEFAULT_ACR)]
-        acr: String,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 300)]
-        ttl: u64,
-    },
 }
 
 fn main() -> ExitCode {
@@ -66,72 +23,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let result = match cli.command {
-        Command::Token {
-            data_dir,
-            citizen,
-            acr,
-            ttl,
-        } => mint_citizen_assertion(&data_dir, &citizen, &acr, Duration::from_secs(ttl))
-            .map(|jwt| println!("{jwt}")),
-        Command::Serve {
-            data_dir,
-            dvv_listen,
-            admin_listen,
-            seed,
-            token_ttl,
-            canaries,
-        } => serve(SandboxOptions {
-            data_dir,
-            dvv_listen,
-            admin_listen,
-            token_ttl: Duration::from_secs(token_ttl),
-            seed,
-            canaries,
-        }),
-    };
-    match result {
+    match ikkuna_sandbox::cli::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ikkuna-sandbox: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn serve(opts: SandboxOptions) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let sandbox = start(opts).await?;
-        println!(
-            "sandbox.json: {}",
-            sandbox.data_dir().join("sandbox.json").display()
-        );
-        println!("DVV API:      {}", sandbox.dvv_url());
-        println!("admin API:    {}", sandbox.admin_url());
-        println!("gateway:      {}", sandbox.info().gateway_config.display());
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
-        sandbox.shutdown().await;
-        Ok(())
-    })
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await?;
-    Ok(())
 }

@@ -51,7 +51,7 @@ pub fn verify_command(files: &[PathBuf]) -> anyhow::Result<()> {
 /// Prints the pseudonym of identity code `id` (`-`: read from standard input, so the code stays
 /// out of the shell history and the process list) under the key `config` names.
 pub fn pseudonym_command(id: &str, config: &Path) -> anyhow::Result<()> {
-    let config = crate::config::load(config, &crate::config::process_env)?;
+    let config = crate::config::load_from_process(config)?;
     let key = config
         .audit
         .pseudonym_key

@@ -1,4 +1,4 @@
-//! Every refusal of issue 3 item 3, with real keys generated here.
+//! Every refusal of a citizen assertion the verifier knows, with real keys generated here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -45,6 +45,15 @@ pub enum ConfigError {
         /// Why its value was refused.
         reason: String,
     },
+    /// An `IKKUNA_…` environment variable that names no configuration key (a typo is an error,
+    /// never silently ignored). Only its name is reported, never its value.
+    #[error("environment variable {var} is not a configuration key{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownEnv {
+        /// The variable's name.
+        var: String,
+        /// The known variable it is probably a typo of.
+        suggestion: Option<String>,
+    },
     /// A required field has no value in the file nor in the environment.
     #[error("{field}: is required")]
     Missing {
@@ -76,6 +85,7 @@ impl ConfigError {
     pub fn field(&self) -> &str {
         match self {
             Self::Read { .. } | Self::Syntax { .. } => "",
+            Self::UnknownEnv { var, .. } => var,
             Self::UnknownSection { section } => section,
             Self::Section { section, .. } => section,
             Self::Env { field, .. }

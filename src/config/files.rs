@@ -1,6 +1,7 @@
 //! Stage three: the files the configuration names. Each is read once and checked for what it
 //! must hold (certificates parse, keys are private keys, the assertion key can sign ES256, the JWKS
-//! is a key set, the data directory exists and is writable); secrets are loaded here.
+//! is a key set, the data directory is or can be made writable); secrets are loaded here. Nothing
+//! is created or written: `check-config` runs exactly this.
 //! Reasons name the file and the problem, never the file's content.
 
 use std::path::Path;
@@ -121,13 +122,42 @@ fn jwks(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The data directory: created if missing, and proven writable by creating and removing a file.
+/// The data directory, checked without changing anything (`check-config` is a pure check): an
+/// existing one must be a directory this user may write to; a missing one must be creatable,
+/// that is its nearest existing ancestor a directory this user may write to (the gateway creates
+/// it at start).
 fn writable_dir(path: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(path).map_err(|error| format!("cannot create: {error}"))?;
-    if !path.is_dir() {
-        return Err("is not a directory".to_owned());
+    use rustix::fs::{access, Access};
+    let writable = |dir: &Path| access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok();
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err("is not a directory".to_owned()),
+        Ok(_) if writable(path) => Ok(()),
+        Ok(_) => Err("is not writable by this user".to_owned()),
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            let ancestor = path
+                .ancestors()
+                .skip(1)
+                .find(|dir| !dir.as_os_str().is_empty() && dir.exists())
+                .unwrap_or(Path::new("."));
+            if !ancestor.is_dir() {
+                Err(format!(
+                    "does not exist and cannot be created: {} is not a directory",
+                    ancestor.display()
+                ))
+            } else if writable(ancestor) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "does not exist and cannot be created: {} is not writable by this user",
+                    ancestor.display()
+                ))
+            }
+        }
+        Err(error) => Err(format!("cannot be inspected: {error}")),
     }
-    let probe = path.join(format!(".ikkuna-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|error| format!("is not writable: {error}"))?;
-    std::fs::remove_file(&probe).map_err(|error| format!("cannot remove probe file: {error}"))
 }

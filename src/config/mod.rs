@@ -23,6 +23,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use raw::TOOL_VARIABLES;
 pub use secret::{Secret, SecretFile};
 pub use validate::operations::{
     insecure_secret_files, AuditConfig, LimitsConfig, LogConfig, MIN_AUDIT_KEY_BYTES,
@@ -71,6 +72,31 @@ pub fn load(path: &Path, env: Env<'_>) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// [`load`] with the process environment, which must hold no unknown `IKKUNA_…` variable: what
+/// the `ikkuna` command uses. Every problem is reported, the file's and the environment's.
+pub fn load_from_process(path: &Path) -> Result<Config, ConfigErrors> {
+    let unknown = unknown_variables(std::env::vars_os().map(|(name, _)| name));
+    match load(path, &process_env) {
+        Ok(config) if unknown.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigErrors(unknown)),
+        Err(ConfigErrors(mut errors)) => {
+            errors.extend(unknown);
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// The errors for `names` (environment variable names) that start with `IKKUNA_` but name no
+/// configuration key nor one of [`TOOL_VARIABLES`], each with a "did you mean" when a known name
+/// is a few edits away. Values are never looked at.
+pub fn unknown_variables<I, S>(names: I) -> Vec<ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    raw::unknown_variables(names)
+}
+
 /// The validated configuration of one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -109,7 +135,8 @@ impl Config {
     }
 
     /// Reads every file the configuration names, checks that each holds what it should, loads
-    /// the secrets, and creates the data directory if missing. Reports every problem found.
+    /// the secrets, and checks that the data directory is writable or can be created (without
+    /// creating it: the gateway does at start). Reports every problem found.
     pub fn load_files(&mut self) -> Result<(), ConfigErrors> {
         files::check(self)
     }

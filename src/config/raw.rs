@@ -68,11 +68,131 @@ pub(crate) fn env_var(section: &str, key: &str) -> String {
 }
 
 /// Maps a TOML error of one section to a [`ConfigError`] naming that section.
-fn section_error(section: &'static str, error: &toml::de::Error) -> ConfigError {
+fn section_error(section: &'static str, text: &str, error: &toml::de::Error) -> ConfigError {
     ConfigError::Section {
         section,
-        message: error.to_string().trim_end().replace('\n', "\n    "),
+        message: toml_message(text, error),
     }
+}
+
+/// A TOML error as "line L, column C: message", without the parser's excerpt of the offending
+/// line and without any quoted value: a secret pasted under a wrong key, or where a number
+/// belongs, never reaches the terminal or a log.
+pub(crate) fn toml_message(text: &str, error: &toml::de::Error) -> String {
+    let message = redact_quoted(error.message().trim_end()).replace('\n', "; ");
+    match error.span() {
+        Some(span) => {
+            let start = floor_char_boundary(text, span.start);
+            let before = &text[..start];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let line_text = text[start..].split('\n').next().unwrap_or("");
+            let line_text = format!("{}{line_text}", before.rsplit('\n').next().unwrap_or(""));
+            match key_of(&line_text) {
+                Some(key) => format!("line {line}, column {column}, key `{key}`: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
+        }
+        None => message,
+    }
+}
+
+/// The largest char boundary of `text` at or below `index`.
+fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut index = index.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+/// The key a `key = value` line assigns (its text before `=`), when it is a plain key name: the
+/// part of the line an error may repeat, unlike the value.
+fn key_of(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    plain.then_some(key)
+}
+
+/// Replaces every double-quoted part of a parser message (serde quotes string values there,
+/// while key names are in backticks) with `"…"`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let mut inside = true;
+    for part in parts {
+        if inside {
+            out.push_str("\"…\"");
+        } else {
+            out.push_str(part);
+        }
+        inside = !inside;
+    }
+    out
+}
+
+/// `IKKUNA_…` variables that Ikkuna's own tools read (tests, benchmarks, deployment checks): not
+/// configuration keys, so the gateway leaves them alone.
+pub const TOOL_VARIABLES: &[&str] = &[
+    "IKKUNA_GATEWAY_BIN",
+    "IKKUNA_SANDBOX_BIN",
+    "IKKUNA_PG_BINDIR",
+    "IKKUNA_SOAK_SECS",
+    "IKKUNA_DOCKER_BUILD",
+];
+
+/// Every `IKKUNA_…` name among `names` that is neither a configuration key's variable nor one of
+/// [`TOOL_VARIABLES`]: a misspelt override is an error, never silently ignored. Only names are
+/// looked at; the values are never read, so none can be echoed.
+pub(crate) fn unknown_variables<I, S>(names: I) -> Vec<ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(|(section, key)| env_var(section, key))
+        .chain(TOOL_VARIABLES.iter().map(|v| (*v).to_owned()))
+        .collect();
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .map(|name| name.as_ref().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("IKKUNA_") && !known.contains(name))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    unknown
+        .into_iter()
+        .map(|var| {
+            let suggestion = nearest(&var, &known);
+            ConfigError::UnknownEnv { var, suggestion }
+        })
+        .collect()
+}
+
+/// The known name closest to `name`, when it is close enough to be a typo of it: at most a
+/// quarter of the shorter name's edits (two at least), and fewer than a third.
+fn nearest(name: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|(distance, candidate)| {
+            let stem = candidate
+                .len()
+                .min(name.len())
+                .saturating_sub("IKKUNA_".len());
+            *distance <= (stem / 4).max(2) && *distance * 3 < stem
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.clone())
 }
 
 /// Declares the raw sections once: the structs, their key lists, per-section parsing and the
@@ -103,7 +223,7 @@ macro_rules! raw_sections {
                     match toml::from_str::<Only>(text) {
                         Ok(only) => Some(only.$section.unwrap_or_default()),
                         Err(error) => {
-                            errors.push(section_error(stringify!($section), &error));
+                            errors.push(section_error(stringify!($section), text, &error));
                             None
                         }
                     }
@@ -139,10 +259,14 @@ macro_rules! raw_sections {
         /// The known sections, in file order.
         pub(crate) const SECTIONS: &[&str] = &[$(stringify!($section)),*];
 
+        /// Every `section.key`: the configuration's keys, whose `IKKUNA_<SECTION>_<KEY>` variables
+        /// are the only configuration variables.
+        pub(crate) const KEYS: &[(&str, &str)] = &[$( $( (stringify!($section), stringify!($field)), )* )*];
+
         /// Every `section.key`, for documentation tests.
         #[cfg(test)]
         pub(crate) fn all_keys() -> Vec<(&'static str, &'static str)> {
-            vec![$( $( (stringify!($section), stringify!($field)), )* )*]
+            KEYS.to_vec()
         }
 
         impl RawConfig {
@@ -158,7 +282,7 @@ macro_rules! raw_sections {
                     }
                     Err(error) => {
                         errors.push(ConfigError::Syntax {
-                            message: error.to_string().trim_end().replace('\n', "\n    "),
+                            message: toml_message(text, &error),
                         });
                         return Self {
                             unparsed: SECTIONS.to_vec(),

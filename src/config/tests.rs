@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::dvv::testing::Pki;
 
-/// The shape `ikkuna-sandbox serve` writes (contract.md), with placeholder paths.
+/// The shape `ikkuna-sandbox serve` writes, with placeholder paths.
 const SANDBOX_SHAPE: &str = r#"
 [server]                       # the operator API
 listen = "127.0.0.1:41001"
@@ -408,7 +408,10 @@ fn every_key_has_an_environment_variable() {
     // owner_lease_ms, claim_ms, sslmode, ssl_root_cert, ssl_cert, ssl_key_file).
     // [server] 12 (+ drain_timeout_ms, write_idle_timeout_ms, idle_timeout_ms), [admin] 2
     // (+ max_connections), [dvv] 15 (+ max_attachment_streams), [assertions] 11 (+ allowed_claims).
-    assert_eq!(keys.len(), 12 + 2 + 15 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1);
+    assert_eq!(
+        keys.len(),
+        12 + 2 + 15 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1
+    );
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
     let values: HashMap<String, String> = keys
@@ -466,7 +469,10 @@ fn load_reads_files_and_secrets_are_redacted() {
     let path = pki.path("ikkuna.toml");
     pki.write("ikkuna.toml", &pki.config_toml("https://127.0.0.1:1"));
     let config = load(&path, &no_env).expect("loads");
-    assert!(config.store.data_dir.is_dir(), "data_dir created");
+    assert!(
+        !config.store.data_dir.exists(),
+        "loading creates no data directory (the gateway does, at start)"
+    );
     let secret = config
         .dvv
         .assertion_key
@@ -698,4 +704,132 @@ fn allowed_claims_are_checked() {
         errors.to_string().contains("assertions.allowed_claims"),
         "{errors}"
     );
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_is_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"").expect("file");
+    for (data_dir, reason) in [
+        (file.join("sub"), "cannot be created"),
+        (file.clone(), "is not a directory"),
+    ] {
+        let text = with_line(
+            &example_text(),
+            "data_dir",
+            &format!("data_dir = \"{}\"", data_dir.display()),
+        );
+        let mut config = parse(&text).expect("valid");
+        let errors = config.load_files().expect_err("invalid");
+        let line = errors
+            .iter()
+            .find(|e| e.field() == "store.data_dir")
+            .unwrap_or_else(|| panic!("store.data_dir not reported for {data_dir:?}: {errors}"))
+            .to_string();
+        assert!(line.contains(reason), "{line}");
+    }
+}
+
+#[test]
+fn load_files_creates_no_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp.path().join("not/yet/there");
+    let text = with_line(
+        &example_text(),
+        "data_dir",
+        &format!("data_dir = \"{}\"", data_dir.display()),
+    );
+    let mut config = parse(&text).expect("valid");
+    let errors = config
+        .load_files()
+        .expect_err("placeholder key files are missing");
+    assert!(
+        !errors.names("store.data_dir"),
+        "a creatable directory is fine: {errors}"
+    );
+    assert!(
+        !tmp.path().join("not").exists(),
+        "the check created {data_dir:?}"
+    );
+
+    // The production template's data directory is never created by a test either.
+    let production = Path::new("/var/lib/ikkuna");
+    let existed = production.exists();
+    let mut config = parse(&example_text()).expect("valid");
+    let _ = config.load_files();
+    assert_eq!(
+        production.exists(),
+        existed,
+        "load_files created {production:?}"
+    );
+}
+
+#[test]
+fn no_value_under_an_unknown_or_mistyped_key_is_echoed() {
+    const SECRET: &str = "s3cr3t-pasted-value";
+    for text in [
+        format!("{SANDBOX_SHAPE}client_secret = \"{SECRET}\"\n"),
+        SANDBOX_SHAPE.replace("[admin]", &format!("[admin]\nclient_secret = \"{SECRET}\"")),
+        with_line(
+            SANDBOX_SHAPE,
+            "provider_id",
+            &format!("provider_id = {SECRET}"),
+        ),
+        format!("{SANDBOX_SHAPE}\n[consent]\nrevocation_bound_secs = \"{SECRET}\"\n"),
+        format!("{SANDBOX_SHAPE}\n[oauth]\nsecret = \"{SECRET}\"\n"),
+    ] {
+        let errors = errors_of(&text);
+        let message = errors.to_string();
+        assert!(!message.contains("s3cr3t"), "value echoed: {message}");
+    }
+    let text = SANDBOX_SHAPE.replace("[admin]", &format!("[admin]\nclient_secret = \"{SECRET}\""));
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("client_secret"))
+        .expect("inserted")
+        + 1;
+    let message = errors_of(&text).to_string();
+    assert!(
+        message.contains("client_secret") && message.contains(&format!("line {line}, column 1")),
+        "the key and its position are named: {message}"
+    );
+}
+
+#[test]
+fn unknown_ikkuna_variables_are_errors_with_a_suggestion() {
+    let errors = unknown_variables([
+        "PATH",
+        "IKKUNA_DVV_BASE_URL",
+        "IKKUNA_SANDBOX_BIN",
+        "IKKUNA_DVV_BASE_ULR",
+        "IKKUNA_CONSENT_REVOCATION_BOUND",
+        "IKKUNA_SOMETHING_ELSE_ENTIRELY",
+    ]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("IKKUNA_DVV_BASE_ULR")
+            && l.contains("did you mean IKKUNA_DVV_BASE_URL?")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("IKKUNA_CONSENT_REVOCATION_BOUND ")
+                && l.contains("did you mean IKKUNA_CONSENT_REVOCATION_BOUND_SECS?")),
+        "{lines:#?}"
+    );
+    let far = lines
+        .iter()
+        .find(|l| l.contains("IKKUNA_SOMETHING_ELSE_ENTIRELY"))
+        .expect("reported");
+    assert!(!far.contains("did you mean"), "{far}");
+    // Every configuration key's own variable is known.
+    assert!(unknown_variables(
+        raw::all_keys()
+            .into_iter()
+            .map(|(section, key)| raw::env_var(section, key))
+    )
+    .is_empty());
 }

@@ -1,4 +1,4 @@
-//! The upstream contract's JSON shapes (`spec/contract.md`), camelCase as DVV's house style.
+//! The upstream contract's JSON shapes (`docs/dvv-viewing-api.yaml`), camelCase as DVV's house style.
 //!
 //! This module is the one place that changes when DVV publishes its real API. Response types are
 //! tolerant of fields they do not know (DVV may add fields), strict about the ones they need.

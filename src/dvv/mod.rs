@@ -1,5 +1,5 @@
 //! The DVV upstream client: the one module that speaks the (hypothetical) viewing-connection API
-//! of `spec/contract.md`, so that when DVV publishes the real API only this module changes.
+//! of `docs/dvv-viewing-api.yaml`, so that when DVV publishes the real API only this module changes.
 //!
 //! One job per submodule: [`contract`] (the JSON shapes), [`error`] (typed failures), `tls`
 //! (mutual TLS trusting only the configured CA), `assertion` (`private_key_jwt` client

@@ -279,10 +279,9 @@ async fn sqlite_health_follows_every_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_passes_the_store_suite() {
-    let Some(server) = pg_server::start_or_skip("postgres_passes_the_store_suite") else {
-        return;
-    };
+    let server = pg_server::require("postgres_passes_the_store_suite");
     let server = Arc::new(server);
     let srv = Arc::clone(&server);
     let open = move |name: &'static str| {
@@ -323,10 +322,9 @@ fn recording_sink() -> (ConsentSink, Arc<Mutex<Vec<ConsentChange>>>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_elects_one_owner_and_hands_over() {
-    let Some(server) = pg_server::start_or_skip("postgres_elects_one_owner_and_hands_over") else {
-        return;
-    };
+    let server = pg_server::require("postgres_elects_one_owner_and_hands_over");
     let url = server.create_database("owner").await;
     let a = shared(&url).await;
     let b = shared(&url).await;
@@ -461,12 +459,10 @@ impl Relay {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_an_owner_cut_off_is_replaced_once_its_lease_runs_out() {
-    let Some(server) =
-        pg_server::start_or_skip("postgres_an_owner_cut_off_is_replaced_once_its_lease_runs_out")
-    else {
-        return;
-    };
+    let server =
+        pg_server::require("postgres_an_owner_cut_off_is_replaced_once_its_lease_runs_out");
     let url = server.create_database("lease").await;
     let relay = Relay::start(server.port).await;
     let relayed = url.replace(&format!(":{}/", server.port), &format!(":{}/", relay.port));
@@ -519,12 +515,9 @@ async fn postgres_an_owner_cut_off_is_replaced_once_its_lease_runs_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
 async fn postgres_a_listener_that_lost_its_connection_catches_up() {
-    let Some(server) =
-        pg_server::start_or_skip("postgres_a_listener_that_lost_its_connection_catches_up")
-    else {
-        return;
-    };
+    let server = pg_server::require("postgres_a_listener_that_lost_its_connection_catches_up");
     let url = server.create_database("listen").await;
     let publisher = shared(&url).await;
     let mut slow = settings(url.clone());
@@ -662,12 +655,12 @@ mod tls {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
     async fn postgres_over_tls_verifies_the_server_and_names_the_setting_on_failure() {
-        if pg_server::bin_dir().is_none() {
-            assert!(!pg_server::in_ci(), "PostgreSQL binaries not found");
-            eprintln!("SKIPPED postgres_over_tls: PostgreSQL binaries not found");
-            return;
-        }
+        assert!(
+            pg_server::bin_dir().is_some(),
+            "PostgreSQL binaries not found: apt-get install postgresql"
+        );
         crate::tls_provider::install();
         let authority = ca("ikkuna test CA");
         let (server_cert, server_key) = leaf(
@@ -774,10 +767,9 @@ mod tls {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
     async fn postgres_without_tls_is_refused_rather_than_spoken_to_in_clear() {
-        let Some(server) = pg_server::start_or_skip("postgres_without_tls_is_refused") else {
-            return;
-        };
+        let server = pg_server::require("postgres_without_tls_is_refused");
         crate::tls_provider::install();
         let url = server.create_database("plain").await;
         for mode in [SslMode::Require, SslMode::VerifyFull] {

@@ -14,12 +14,6 @@ use std::process::{Command, Stdio};
 /// The test user (superuser of the throw-away cluster).
 pub const USER: &str = "ikkuna";
 
-/// True when the environment variable `CI` is set: a missing PostgreSQL then fails the test
-/// instead of skipping it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 /// A running throw-away server.
 pub struct PgServer {
     dir: tempfile::TempDir,
@@ -64,18 +58,15 @@ pub fn bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
-/// Skips (returns `None` after a printed notice) when PostgreSQL is not installed, except in CI
-/// where that is a failure.
-pub fn start_or_skip(test: &str) -> Option<PgServer> {
-    if bin_dir().is_none() {
-        assert!(
-            !in_ci(),
-            "{test}: PostgreSQL binaries not found (install Debian's `postgresql`)"
-        );
-        eprintln!("SKIPPED {test}: PostgreSQL binaries not found (apt-get install postgresql)");
-        return None;
-    }
-    Some(PgServer::start())
+/// Starts a server for `test`, which fails when PostgreSQL is not installed: tests that need it
+/// are `#[ignore]`d with the reason, so the summary shows them as not run and `--ignored` runs
+/// them; none passes by skipping.
+pub fn require(test: &str) -> PgServer {
+    assert!(
+        bin_dir().is_some(),
+        "{test}: PostgreSQL binaries not found: apt-get install postgresql (or set IKKUNA_PG_BINDIR)"
+    );
+    PgServer::start()
 }
 
 fn is_root() -> bool {

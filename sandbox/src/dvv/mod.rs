@@ -1,4 +1,4 @@
-//! The DVV viewing-connection API over mutual TLS: the contract of `spec/contract.md`.
+//! The DVV viewing-connection API over mutual TLS: the contract of `docs/dvv-viewing-api.yaml`.
 //!
 //! [`handle`] wraps every request: fault injection, the `traceId` header, `Cache-Control`,
 //! the calls log and a request log line; [`router`] picks the operation.

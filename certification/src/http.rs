@@ -145,8 +145,8 @@ impl Http {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Calls made so far through [`Http::gateway`], `HEAD` left out (refused before any access,
-    /// so not an access an audit trail must show).
+    /// Calls made so far through [`Http::gateway`] that were answered, `HEAD` left out (refused
+    /// before any access, so not an access an audit trail must show).
     pub fn gateway_calls(&self) -> usize {
         self.gateway_calls.load(Ordering::Relaxed)
     }
@@ -159,9 +159,6 @@ impl Http {
         path: &str,
         token: Option<&str>,
     ) -> anyhow::Result<Answer> {
-        if method != "HEAD" {
-            self.gateway_calls.fetch_add(1, Ordering::Relaxed);
-        }
         let mut headers = Vec::new();
         if let Some(t) = token {
             headers.push(("authorization".to_owned(), format!("Bearer {t}")));
@@ -169,6 +166,9 @@ impl Http {
         let answer = self
             .request(method, &format!("{base}{path}"), &headers, None)
             .await?;
+        if method != "HEAD" {
+            self.gateway_calls.fetch_add(1, Ordering::Relaxed);
+        }
         let reason = (answer.status >= 400).then(|| {
             answer.json()["reason"]
                 .as_str()

@@ -267,6 +267,18 @@ pub async fn attach(a: Attach) -> anyhow::Result<(Target, Http)> {
         _ => None,
     };
     let gateway_url = a.gateway_url.trim_end_matches('/').to_owned();
+    let admin_url = a.admin_url.map(|u| u.trim_end_matches('/').to_owned());
+    if let Some(admin) = &admin_url {
+        // A deployment started just before the suite: wait until it is ready.
+        target::wait_until(
+            &http,
+            &format!("{admin}/readyz"),
+            Duration::from_secs(60),
+            &mut None,
+        )
+        .await
+        .context("the deployment did not become ready")?;
+    }
     let exe = gateway_url
         .rsplit(':')
         .next()
@@ -284,7 +296,7 @@ pub async fn attach(a: Attach) -> anyhow::Result<(Target, Http)> {
     Ok((
         Target {
             gateway_url,
-            admin_url: a.admin_url.map(|u| u.trim_end_matches('/').to_owned()),
+            admin_url,
             data_dir: a.data_dir,
             log_file: a.log_file,
             audit_file,

@@ -84,7 +84,9 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn scan_file(path: &Path, needles: &[(String, String)]) -> Vec<String> {
+/// Labels of the needles found in one file, following a symbolic link (such as
+/// `/proc/PID/fd/N`, which opens the file the descriptor refers to, unlinked or not).
+pub fn scan_file(path: &Path, needles: &[(String, String)]) -> Vec<String> {
     let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
     };

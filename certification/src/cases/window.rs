@@ -256,9 +256,8 @@ pub async fn open_files(ctx: &Ctx) -> anyhow::Result<Outcome> {
             if f.target.ends_with("(deleted)") {
                 unlinked += 1;
             }
-            let (_, found) = scan::scan(&f.handle, &needles);
-            for x in found {
-                findings.push(format!("{} in open file {}", x.label, f.target));
+            for label in scan::scan_file(&f.handle, &needles) {
+                findings.push(format!("{label} in open file {}", f.target));
             }
         }
         out.log(format!(

@@ -90,6 +90,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         webhooks: crate::webhooks::WebhookQueue::new(outbox.clone()),
         feed: crate::events::FeedStatus::default(),
         keys,
+        streams: crate::api::state::StreamLimits {
+            write_idle: config.server.write_idle_timeout,
+            recheck_every: config.consent.revocation_bound,
+        },
     });
     crate::health::metrics();
 
@@ -104,13 +108,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
 
     let (stop, stopped) = watch::channel(false);
     let limits = ConnectionLimits {
+        name: "api",
         handshake_timeout: config.server.tls_handshake_timeout,
         header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+        write_idle_timeout: config.server.write_idle_timeout,
         max_connections: config.server.max_connections,
         drain_timeout: config.server.request_timeout,
     };
     let admin_limits = ConnectionLimits {
-        max_connections: 64,
+        name: "admin",
+        max_connections: config.admin.max_connections,
         ..limits.clone()
     };
     let pipelines = match outbox.postgres() {

@@ -17,6 +17,7 @@ pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod openings;
+pub mod outflow;
 #[cfg(feature = "sandbox")]
 pub mod sandbox_cmd;
 pub mod server;

@@ -211,6 +211,11 @@ impl From<DvvError> for ApiError {
                 "DVV is throttling this service; try again shortly",
                 "dvv_throttled",
             ),
+            DvvError::StreamsExhausted => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many attachment downloads are in progress; try again shortly",
+                "dvv_streams_exhausted",
+            ),
             DvvError::RangeNotSatisfiable { .. } => (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "The requested range is outside the attachment",
@@ -229,6 +234,9 @@ impl From<DvvError> for ApiError {
         };
         let mut out = Self::new(status, reason, kind);
         out.details.trace_id = trace_id;
+        if matches!(e, DvvError::StreamsExhausted) {
+            out.details.retry_after = Some(1);
+        }
         if let DvvError::RangeNotSatisfiable { content_range, .. } = e {
             out.details.content_range = content_range;
         }

@@ -15,6 +15,8 @@ use crate::dvv::ConsentState;
 pub struct Admitted {
     /// The consent through which DVV's messages are addressed; never the identity code.
     pub consent_id: String,
+    /// Who was admitted (a stream re-confirms the consent for this citizen while it runs).
+    pub citizen: Citizen,
 }
 
 /// Verifies the citizen assertion carried in `Authorization`.
@@ -65,7 +67,10 @@ pub async fn consent_of(window: &Window, citizen: &Citizen) -> Result<ConsentDec
 pub async fn admit(window: &Window, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let citizen = citizen(window, headers).await?;
     match consent_of(window, &citizen).await? {
-        ConsentDecision::Active { consent_id } => Ok(Admitted { consent_id }),
+        ConsentDecision::Active { consent_id } => Ok(Admitted {
+            consent_id,
+            citizen,
+        }),
         ConsentDecision::Revoked { .. } => {
             Err(ApiError::no_consent(true, &window.consent_service_url))
         }

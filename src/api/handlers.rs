@@ -10,6 +10,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Serialize;
 
 use super::error::{ApiError, DVV_TRACE_HEADER};
@@ -17,6 +18,7 @@ use super::guard;
 use super::paging::PageQuery;
 use super::state::SharedWindow;
 use crate::consent::ConsentDecision;
+use crate::server::ConnectionHandle;
 
 /// `GET /v1/consent`: the citizen's consent state and where to change it.
 pub async fn consent_state(
@@ -129,10 +131,13 @@ pub async fn confirm_receipt(
     ))
 }
 
-/// `GET /v1/messages/{id}/attachments/{attachmentId}`: streamed through chunk by chunk.
+/// `GET /v1/messages/{id}/attachments/{attachmentId}`: streamed through chunk by chunk, and cut
+/// when the client stops reading or the consent ends (see [`crate::outflow`]).
 pub async fn get_attachment(
     State(window): State<SharedWindow>,
     ids: Result<Path<(String, String)>, PathRejection>,
+    connection: Option<Extension<ConnectionHandle>>,
+    request_id: Option<Extension<super::RequestId>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (message_id, attachment_id) = path_value(ids)?;
@@ -151,13 +156,107 @@ pub async fn get_attachment(
         .await
         .map_err(refuse_release)?;
     let stream = answer.value;
-    let mut response = Response::new(Body::new(stream.body));
+    let access = StreamAccess {
+        request_id: request_id.map(|Extension(id)| id.0).unwrap_or_default(),
+        message_id,
+        attachment_id,
+        trace_id: answer.trace_id.clone(),
+    };
+    let body = bounded_stream(
+        &window,
+        stream.body,
+        admitted,
+        access,
+        connection.map(|Extension(c)| c),
+    );
+    let mut response = Response::new(Body::new(body));
     *response.status_mut() = stream.status;
     let out = response.headers_mut();
     out.extend(stream.headers);
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     insert_trace(out, answer.trace_id.as_deref());
     Ok(response)
+}
+
+/// The ids of a streamed access, for the audit record of its cut.
+struct StreamAccess {
+    request_id: String,
+    message_id: i64,
+    attachment_id: i64,
+    trace_id: Option<String>,
+}
+
+/// DVV's attachment body bounded by the client's reading and by the consent: the pump re-checks
+/// the consent through the cache (so at most every revocation bound, at DVV), listens for its
+/// revocation, and audits a cut.
+fn bounded_stream(
+    window: &SharedWindow,
+    body: crate::dvv::AttachmentBody,
+    admitted: guard::Admitted,
+    access: StreamAccess,
+    connection: Option<ConnectionHandle>,
+) -> crate::outflow::BoundedBody {
+    let guard::Admitted {
+        consent_id,
+        citizen,
+    } = admitted;
+    let citizen = Arc::new(citizen);
+    let still_active: crate::outflow::ConsentCheck = {
+        let (window, citizen, consent_id) =
+            (Arc::clone(window), Arc::clone(&citizen), consent_id.clone());
+        Arc::new(move || {
+            let (window, citizen, consent_id) = (
+                Arc::clone(&window),
+                Arc::clone(&citizen),
+                consent_id.clone(),
+            );
+            Box::pin(async move {
+                matches!(
+                    guard::consent_of(&window, &citizen).await,
+                    Ok(decision) if decision.active_consent_id() == Some(consent_id.as_str())
+                )
+            })
+        })
+    };
+    let on_cut = {
+        let window = Arc::clone(window);
+        let consent_id = consent_id.clone();
+        Box::new(move |reason: crate::outflow::CutReason| {
+            tracing::info!(reason = reason.label(), "attachment stream cut");
+            let record = crate::audit::Access {
+                time: chrono::Utc::now(),
+                request_id: access.request_id,
+                action: crate::audit::Action::Attachment,
+                consent_id: Some(consent_id),
+                message_id: Some(access.message_id),
+                attachment_id: Some(access.attachment_id),
+                outcome: crate::audit::Outcome::Failed,
+                status: 200,
+                reason: Some(match reason {
+                    crate::outflow::CutReason::WriteIdle => "stream_cut_write_idle",
+                    crate::outflow::CutReason::Revoked => "stream_cut_revoked",
+                }),
+                trace_id: access.trace_id,
+                citizen: window.audit.pseudonym(&citizen.identity),
+            };
+            tokio::spawn(async move {
+                if let Err(error) = window.audit.record(record).await {
+                    tracing::error!(%error, "audit record of a stream cut not written");
+                }
+            });
+        })
+    };
+    crate::outflow::bounded(
+        body,
+        crate::outflow::Bounds {
+            write_idle: window.streams.write_idle,
+            recheck_every: window.streams.recheck_every,
+            revocations: window.consents.watch_revocation(&consent_id),
+            still_active,
+            connection,
+            on_cut,
+        },
+    )
 }
 
 /// Unknown routes answer in the house style too.

@@ -31,6 +31,18 @@ pub struct Window {
     pub feed: crate::events::FeedStatus,
     /// Whether the verifier holds citizen assertion keys (for `/readyz` and 503 answers).
     pub keys: crate::citizen::KeysStatus,
+    /// How long an attachment stream may wait on its client, and how often it re-confirms the
+    /// consent it runs under (see [`crate::outflow`]).
+    pub streams: StreamLimits,
+}
+
+/// The bounds of every content stream, from `[server]` and `[consent]`.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// `server.write_idle_timeout_ms`.
+    pub write_idle: std::time::Duration,
+    /// `consent.revocation_bound_secs`.
+    pub recheck_every: std::time::Duration,
 }
 
 /// Shared handle the router clones into each request.

@@ -74,6 +74,14 @@ impl AuditLog {
         }
     }
 
+    /// The citizen's keyed pseudonym as the trail writes it, for records made outside a request
+    /// (a stream cut after its answer began). `None` when the trail is disabled.
+    pub fn pseudonym(&self, citizen: &IdentityCode) -> Option<String> {
+        self.inner
+            .as_ref()
+            .map(|enabled| enabled.pseudonyms.pseudonym(citizen))
+    }
+
     /// Logs the chain's head (outside the audit file): the anchor against which a cut-off or
     /// edited tail is found. Called at stop; rotations log it too.
     pub fn log_head(&self, when: &str) {

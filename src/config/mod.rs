@@ -135,6 +135,12 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Requests processed at once; further ones are shed.
     pub max_concurrent_requests: usize,
+    /// A response whose client has not accepted a byte for this long is cut: the connection's
+    /// writes (both protocols) and each attachment stream (HTTP/2 streams one by one).
+    pub write_idle_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1 keep-alive and
+    /// HTTP/2 alike).
+    pub idle_timeout: Duration,
 }
 
 /// `[admin]`: the listener for `/metrics`, `/healthz`, `/readyz`.
@@ -142,6 +148,8 @@ pub struct ServerConfig {
 pub struct AdminConfig {
     /// Address the admin listener binds (keep it on a private interface).
     pub listen: SocketAddr,
+    /// Open admin connections at once; a silent one holds its slot only until its deadlines.
+    pub max_connections: usize,
 }
 
 /// `[dvv]`: the upstream DVV backend and this operator's credentials there.
@@ -175,6 +183,9 @@ pub struct DvvConfig {
     pub token_renew_before: Duration,
     /// Idle pooled connections kept to DVV.
     pub pool_idle_per_host: usize,
+    /// Attachment downloads from DVV at once. Each runs on a connection of its own (a bulkhead:
+    /// see SECURITY.md), so this bounds those connections; further downloads are refused 503.
+    pub max_attachment_streams: usize,
 }
 
 /// Where the operator identity service's public keys come from.

@@ -192,10 +192,13 @@ raw_sections! {
         tls_handshake_timeout_ms: u64,
         max_connections: u64,
         max_concurrent_requests: u64,
+        write_idle_timeout_ms: u64,
+        idle_timeout_ms: u64,
     }
     /// `[admin]`: metrics and health listener.
     admin => RawAdmin {
         listen: String,
+        max_connections: u64,
     }
     /// `[dvv]`: the upstream DVV backend and this operator's credentials there.
     dvv => RawDvv {
@@ -213,6 +216,7 @@ raw_sections! {
         max_retries: u64,
         token_renew_before_secs: u64,
         pool_idle_per_host: u64,
+        max_attachment_streams: u64,
     }
     /// `[assertions]`: how citizen assertions from the operator's identity service are verified.
     assertions => RawAssertions {

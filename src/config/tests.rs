@@ -87,6 +87,13 @@ fn sandbox_shape_parses_with_defaults() {
     );
     assert_eq!(config.server.max_connections, 10_000);
     assert_eq!(config.server.max_concurrent_requests, 2048);
+    assert_eq!(
+        config.server.write_idle_timeout,
+        Duration::from_millis(30_000)
+    );
+    assert_eq!(config.server.idle_timeout, Duration::from_millis(60_000));
+    assert_eq!(config.admin.max_connections, 64);
+    assert_eq!(config.dvv.max_attachment_streams, 256);
     assert_eq!(config.dvv.base_url.as_str(), "https://127.0.0.1:41234/");
     assert_eq!(config.dvv.provider_id, "provider-a");
     assert_eq!(config.dvv.assertion_kid, None);
@@ -396,7 +403,9 @@ fn every_key_has_an_environment_variable() {
     let keys = raw::all_keys();
     // ... + [audit] 5 + [limits] 7 + [log] 2 + [events] 3 + [webhooks] 9 + [ledger] 1, and
     // [store] 7 rather than 1 (+ backend, url, password_file, pool_size, owner_retry_ms, claim_ms).
-    assert_eq!(keys.len(), 9 + 1 + 14 + 10 + 3 + 7 + 5 + 7 + 2 + 3 + 9 + 1);
+    // [server] 11 (+ write_idle_timeout_ms, idle_timeout_ms), [admin] 2 (+ max_connections),
+    // [dvv] 15 (+ max_attachment_streams).
+    assert_eq!(keys.len(), 11 + 2 + 15 + 10 + 3 + 7 + 5 + 7 + 2 + 3 + 9 + 1);
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
     let values: HashMap<String, String> = keys

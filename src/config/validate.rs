@@ -160,6 +160,18 @@ impl Checker {
             2048,
             1..=1_000_000,
         );
+        let write_idle_timeout = self.millis(
+            "server.write_idle_timeout_ms",
+            raw.write_idle_timeout_ms,
+            30_000,
+            1..=600_000,
+        );
+        let idle_timeout = self.millis(
+            "server.idle_timeout_ms",
+            raw.idle_timeout_ms,
+            60_000,
+            1..=3_600_000,
+        );
         Some(ServerConfig {
             listen: listen?,
             tls_cert: tls_cert?,
@@ -170,12 +182,23 @@ impl Checker {
             tls_handshake_timeout: tls_handshake_timeout?,
             max_connections: usize::try_from(max_connections?).ok()?,
             max_concurrent_requests: usize::try_from(max_concurrent_requests?).ok()?,
+            write_idle_timeout: write_idle_timeout?,
+            idle_timeout: idle_timeout?,
         })
     }
 
     fn admin(&mut self, raw: RawAdmin) -> Option<AdminConfig> {
         let listen = self.socket_addr("admin.listen", raw.listen);
-        Some(AdminConfig { listen: listen? })
+        let max_connections = self.count(
+            "admin.max_connections",
+            raw.max_connections,
+            64,
+            1..=100_000,
+        );
+        Some(AdminConfig {
+            listen: listen?,
+            max_connections: usize::try_from(max_connections?).ok()?,
+        })
     }
 
     fn dvv(&mut self, raw: RawDvv) -> Option<DvvConfig> {
@@ -224,6 +247,12 @@ impl Checker {
             64,
             0..=100_000,
         );
+        let max_attachment_streams = self.count(
+            "dvv.max_attachment_streams",
+            raw.max_attachment_streams,
+            256,
+            1..=100_000,
+        );
         if let (Some(connect), Some(call)) = (connect_timeout, call_timeout) {
             if connect > call {
                 self.invalid(
@@ -247,6 +276,7 @@ impl Checker {
             max_retries: u32::try_from(max_retries?).ok()?,
             token_renew_before: token_renew_before?,
             pool_idle_per_host: usize::try_from(pool_idle_per_host?).ok()?,
+            max_attachment_streams: usize::try_from(max_attachment_streams?).ok()?,
         })
     }
 

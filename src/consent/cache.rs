@@ -44,6 +44,43 @@ impl Default for ConsentCacheSettings {
     }
 }
 
+/// Revocations kept for slow watchers; one that falls further behind is told "maybe revoked"
+/// and must confirm the consent itself.
+const REVOCATIONS_BUFFERED: usize = 1024;
+
+/// What a [`RevocationWatch`] learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationNews {
+    /// This consent was revoked.
+    Revoked,
+    /// Revocations were missed (the watcher fell behind): the consent may have been revoked and
+    /// must be looked up again.
+    Missed,
+}
+
+/// A subscription to the revocation of one consent ([`ConsentCache::watch_revocation`]).
+#[derive(Debug)]
+pub struct RevocationWatch {
+    consent_id: Arc<str>,
+    receiver: tokio::sync::broadcast::Receiver<Arc<str>>,
+}
+
+impl RevocationWatch {
+    /// Resolves when the consent is revoked or revocations were missed; pending forever after
+    /// the cache is gone.
+    pub async fn changed(&mut self) -> RevocationNews {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.receiver.recv().await {
+                Ok(id) if id == self.consent_id => return RevocationNews::Revoked,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return RevocationNews::Missed,
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
 /// Counters for metrics: plain numbers, no citizen in them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConsentCacheStats {
@@ -94,6 +131,8 @@ struct Inner {
     misses: AtomicU64,
     stale: AtomicU64,
     invalidations: AtomicU64,
+    /// Each revoked consent id, for the streams in flight under it (see [`RevocationWatch`]).
+    revoked: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 /// Caches each citizen's consent decision. Cheap to clone; clones share one cache.
@@ -122,6 +161,7 @@ impl ConsentCache {
                 misses: AtomicU64::new(0),
                 stale: AtomicU64::new(0),
                 invalidations: AtomicU64::new(0),
+                revoked: tokio::sync::broadcast::channel(REVOCATIONS_BUFFERED).0,
             }),
         }
     }
@@ -190,6 +230,17 @@ impl ConsentCache {
     pub fn revoke(&self, consent_id: &str) {
         self.inner.invalidations.fetch_add(1, Ordering::Relaxed);
         self.inner.changes.consent_changed(consent_id, false);
+        // No receiver is fine: no stream is in flight.
+        let _ = self.inner.revoked.send(Arc::from(consent_id));
+    }
+
+    /// Watches for the revocation of `consent_id`, so that content already streaming under it
+    /// stops as soon as the revocation is known, not only new requests.
+    pub fn watch_revocation(&self, consent_id: &str) -> RevocationWatch {
+        RevocationWatch {
+            consent_id: Arc::from(consent_id),
+            receiver: self.inner.revoked.subscribe(),
+        }
     }
 
     /// A consent changed in some other way (granted again, for instance): every earlier answer

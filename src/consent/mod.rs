@@ -14,7 +14,9 @@ mod pseudonym;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{ConsentCache, ConsentCacheSettings, ConsentCacheStats};
+pub use cache::{
+    ConsentCache, ConsentCacheSettings, ConsentCacheStats, RevocationNews, RevocationWatch,
+};
 pub use pseudonym::CitizenKey;
 
 use chrono::{DateTime, Utc};

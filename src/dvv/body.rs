@@ -112,6 +112,40 @@ where
     }
 }
 
+/// A body that keeps something alive (a bulkhead slot) for exactly as long as the body itself:
+/// the slot is given back when the stream ends or is dropped, never earlier.
+pub(crate) struct Holding<B, T> {
+    inner: B,
+    _held: T,
+}
+
+impl<B, T> Holding<B, T> {
+    /// `inner`, keeping `held` until it is dropped.
+    pub(crate) fn new(inner: B, held: T) -> Self {
+        Self { inner, _held: held }
+    }
+}
+
+impl<B: Body + Unpin, T: Unpin> Body for Holding<B, T> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ use super::contract::{
 use super::error::{DvvError, DvvSetupError};
 use super::retry::{jitter, RetryPolicy};
 use super::token::{AccessToken, FreshToken, TokenCache, TokenFuture, TokenSource};
-use super::transport::{self, error_from, read_json, trace_id, HttpClient};
+use super::transport::{self, error_from, read_json, trace_id, HttpClient, Lane};
 use crate::config::DvvConfig;
 
 /// A value from DVV with the `traceId` of the response that carried it.
@@ -90,7 +90,14 @@ pub struct DvvClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: HttpClient,
+    /// Citizen-facing JSON calls (see [`Lane`]).
+    interactive: HttpClient,
+    /// The events feed and opening reports.
+    background: HttpClient,
+    /// Attachment bodies, one HTTP/1.1 connection each.
+    bulk: HttpClient,
+    /// One permit per attachment stream in flight (`dvv.max_attachment_streams`).
+    bulk_slots: Arc<tokio::sync::Semaphore>,
     base: Url,
     tokens: TokenCache,
     policy: RetryPolicy,
@@ -112,7 +119,7 @@ impl DvvClient {
     /// Builds the client from `[dvv]`: reads the CA, client certificate and keys, and proves the
     /// assertion key can sign. Makes no network call (see [`Self::ensure_token`]).
     pub fn new(cfg: &DvvConfig) -> Result<Self, DvvSetupError> {
-        let http = transport::http_client(cfg)?;
+        let background = transport::http_client(cfg, Lane::Background)?;
         let token_url =
             endpoint(&cfg.base_url, &["v1", "token"]).map_err(|_| DvvSetupError::Material {
                 field: "dvv.base_url",
@@ -120,13 +127,16 @@ impl DvvClient {
             })?;
         let signer = AssertionSigner::new(cfg, token_url.as_str())?;
         let source = HttpTokenSource {
-            http: http.clone(),
+            http: background.clone(),
             signer,
             token_url,
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
+                interactive: transport::http_client(cfg, Lane::Interactive)?,
+                background,
+                bulk: transport::http_client(cfg, Lane::Bulk)?,
+                bulk_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_attachment_streams)),
                 base: cfg.base_url.clone(),
                 tokens: TokenCache::new(Box::new(source), cfg.token_renew_before),
                 policy: RetryPolicy::new(cfg.max_retries),
@@ -151,7 +161,14 @@ impl DvvClient {
             let (url, body) = (url.clone(), body.clone());
             async move {
                 let response = self
-                    .send(Method::POST, url, Payload::Json(body), &token, None)
+                    .send(
+                        Lane::Interactive,
+                        Method::POST,
+                        url,
+                        Payload::Json(body),
+                        &token,
+                        None,
+                    )
                     .await?;
                 match response.status() {
                     StatusCode::OK => json(response).await.map(|u| u.map(Some)),
@@ -187,7 +204,8 @@ impl DvvClient {
             url.set_query(None);
         }
         let span = tracing::debug_span!("dvv", op = "list_messages", consent_id);
-        self.get_json("list_messages", span, url).await
+        self.get_json("list_messages", Lane::Interactive, span, url)
+            .await
     }
 
     /// One message. For an unconfirmed Verifiable message DVV withholds the body and attachments.
@@ -199,7 +217,8 @@ impl DvvClient {
         let id = message_id.to_string();
         let url = self.url(&["v1", "consents", consent_id, "messages", &id])?;
         let span = tracing::debug_span!("dvv", op = "get_message", consent_id, message_id);
-        self.get_json("get_message", span, url).await
+        self.get_json("get_message", Lane::Interactive, span, url)
+            .await
     }
 
     /// An attachment, streamed. `range` (the operator's `Range` header) is passed through, so
@@ -230,15 +249,29 @@ impl DvvClient {
             attachment_id
         );
         let idle = self.inner.body_idle_timeout;
+        // The bulkhead's slot is taken before DVV is asked and travels with the body: it is
+        // given back when the stream ends, fails, or is dropped (the client went away or was cut).
+        let slot = Arc::new(
+            Arc::clone(&self.inner.bulk_slots)
+                .try_acquire_owned()
+                .map_err(|_| DvvError::StreamsExhausted)?,
+        );
         self.run("get_attachment", span, |token| {
-            let url = url.clone();
+            let (url, slot) = (url.clone(), Arc::clone(&slot));
             async move {
                 let response = self
-                    .send(Method::GET, url, Payload::Attachment, &token, range)
+                    .send(
+                        Lane::Bulk,
+                        Method::GET,
+                        url,
+                        Payload::Attachment,
+                        &token,
+                        range,
+                    )
                     .await?;
                 match response.status() {
                     status @ (StatusCode::OK | StatusCode::PARTIAL_CONTENT) => {
-                        Ok(attachment_stream(status, response, idle))
+                        Ok(attachment_stream(status, response, idle, slot))
                     }
                     _ => Err(error_from(response).await),
                 }
@@ -267,7 +300,7 @@ impl DvvClient {
         let body = json_bytes(opening)?;
         let span = tracing::debug_span!("dvv", op = "report_opening", consent_id, message_id);
         let answer = self
-            .post_idempotent::<OpeningAnswer>("report_opening", span, url, body)
+            .post_idempotent::<OpeningAnswer>("report_opening", Lane::Background, span, url, body)
             .await?;
         Ok(answer.map(|(mut value, repeated)| {
             value.repeated = repeated;
@@ -295,6 +328,7 @@ impl DvvClient {
         let answer = self
             .post_idempotent::<ReceiptAnswer>(
                 "confirm_receipt",
+                Lane::Interactive,
                 span,
                 url,
                 Bytes::from_static(b"{}"),
@@ -317,7 +351,7 @@ impl DvvClient {
                 .append_pair("continuationToken", token);
         }
         let span = tracing::debug_span!("dvv", op = "events");
-        self.get_json("events", span, url).await
+        self.get_json("events", Lane::Background, span, url).await
     }
 
     /// Makes sure a valid access token is at hand (fetching one if needed), for `/readyz`: it
@@ -343,6 +377,7 @@ impl DvvClient {
     async fn get_json<T: DeserializeOwned>(
         &self,
         op: &'static str,
+        lane: Lane,
         span: tracing::Span,
         url: Url,
     ) -> Result<Upstream<T>, DvvError> {
@@ -350,7 +385,7 @@ impl DvvClient {
             let url = url.clone();
             async move {
                 let response = self
-                    .send(Method::GET, url, Payload::Empty, &token, None)
+                    .send(lane, Method::GET, url, Payload::Empty, &token, None)
                     .await?;
                 match response.status() {
                     StatusCode::OK => json(response).await,
@@ -366,6 +401,7 @@ impl DvvClient {
     async fn post_idempotent<T: DeserializeOwned>(
         &self,
         op: &'static str,
+        lane: Lane,
         span: tracing::Span,
         url: Url,
         body: Bytes,
@@ -374,7 +410,7 @@ impl DvvClient {
             let (url, body) = (url.clone(), body.clone());
             async move {
                 let response = self
-                    .send(Method::POST, url, Payload::Json(body), &token, None)
+                    .send(lane, Method::POST, url, Payload::Json(body), &token, None)
                     .await?;
                 match response.status() {
                     StatusCode::OK | StatusCode::CREATED => {
@@ -461,6 +497,7 @@ impl DvvClient {
     /// Sends one request with the bearer token.
     async fn send(
         &self,
+        lane: Lane,
         method: Method,
         url: Url,
         payload: Payload,
@@ -492,9 +529,12 @@ impl DvvClient {
             what: "cannot build the request".to_owned(),
             trace_id: None,
         })?;
-        self.inner
-            .http
-            .request(request)
+        let http = match lane {
+            Lane::Interactive => &self.inner.interactive,
+            Lane::Background => &self.inner.background,
+            Lane::Bulk => &self.inner.bulk,
+        };
+        http.request(request)
             .instrument(tracing::trace_span!("dvv_send"))
             .await
             .map_err(|error| transport::unavailable(&error))
@@ -619,6 +659,7 @@ fn attachment_stream(
     status: StatusCode,
     response: Response<Incoming>,
     idle: Duration,
+    slot: Arc<tokio::sync::OwnedSemaphorePermit>,
 ) -> Upstream<AttachmentStream> {
     let trace_id = trace_id(response.headers());
     let (parts, body) = response.into_parts();
@@ -628,7 +669,10 @@ fn attachment_stream(
             headers.insert(name, value.clone());
         }
     }
-    let body = BoxBody::new(IdleTimeout::new(body, idle, trace_id.clone()));
+    let body = BoxBody::new(super::body::Holding::new(
+        IdleTimeout::new(body, idle, trace_id.clone()),
+        slot,
+    ));
     Upstream {
         value: AttachmentStream {
             status,

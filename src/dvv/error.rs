@@ -96,6 +96,10 @@ pub enum DvvError {
         /// DVV's trace id of the response.
         trace_id: TraceId,
     },
+    /// Every attachment connection to DVV (`dvv.max_attachment_streams`) is in use: the download
+    /// is refused at once rather than queued or squeezed onto the connections other calls need.
+    #[error("too many attachment downloads in progress")]
+    StreamsExhausted,
     /// DVV's response did not have the contract's shape.
     #[error("invalid response from DVV: {what}")]
     InvalidResponse {
@@ -135,6 +139,7 @@ impl DvvError {
             | Self::BodyStalled { trace_id }
             | Self::InvalidResponse { trace_id, .. }
             | Self::Token { trace_id, .. } => trace_id.as_deref(),
+            Self::StreamsExhausted => None,
         }
     }
 
@@ -154,6 +159,7 @@ impl DvvError {
             | Self::Unavailable { .. }
             | Self::Upstream5xx { .. }
             | Self::Throttled { .. }
+            | Self::StreamsExhausted
             | Self::BodyStalled { .. } => true,
             Self::Token { .. }
             | Self::NotFound { .. }
@@ -180,6 +186,7 @@ impl DvvError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Unauthorized { .. } => "unauthorized",
             Self::BodyStalled { .. } => "body_stalled",
+            Self::StreamsExhausted => "streams_exhausted",
             Self::InvalidResponse { .. } => "invalid_response",
             Self::Token { .. } => "token",
         }

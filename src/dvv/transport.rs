@@ -28,9 +28,43 @@ const ERROR_LIMIT: usize = 64 * 1024;
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-/// Builds the client: TLS 1.2/1.3 with mutual TLS, HTTP/2 or HTTP/1.1 by ALPN, https only,
-/// connect timeout and pool size from `[dvv]`.
-pub(crate) fn http_client(cfg: &DvvConfig) -> Result<HttpClient, DvvSetupError> {
+/// Which pool a call uses. Calls are split by how they hold a connection, so that one kind can
+/// never starve another (the bulkheads described in SECURITY.md):
+///
+/// - attachment bodies are read at the pace of the operator's client, which may stop reading at
+///   any moment; on a shared HTTP/2 connection their unread DATA would pin its connection-level
+///   flow-control window and stall every other stream. They get HTTP/1.1 connections of their
+///   own (one stream each), bounded by `dvv.max_attachment_streams`;
+/// - the calls a citizen waits for (consent, inbox, message, receipt) share one HTTP/2 pool and
+///   read their bounded JSON bodies at once;
+/// - the gateway's own work (token renewal, the events feed, opening reports) has a pool of its
+///   own, so no flood of citizen calls delays a revocation or a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Citizen-facing JSON calls.
+    Interactive,
+    /// Token, events feed, opening reports.
+    Background,
+    /// Attachment bodies: HTTP/1.1, one connection per stream.
+    Bulk,
+}
+
+/// Per-stream HTTP/2 receive window on the JSON lanes: no single response can take the whole
+/// connection window (which is four times larger).
+const STREAM_WINDOW: u32 = 1024 * 1024;
+/// Connection-level HTTP/2 receive window on the JSON lanes.
+const CONNECTION_WINDOW: u32 = 4 * STREAM_WINDOW;
+/// HTTP/2 keep-alive: a ping this often on a connection to DVV, and the connection is dropped
+/// when a ping is not answered within [`PING_TIMEOUT`] (a dead path is found in seconds, not
+/// when the kernel's TCP timers give up).
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`PING_INTERVAL`].
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the client of one [`Lane`]: TLS 1.2/1.3 with mutual TLS, https only, connect timeout
+/// and pool size from `[dvv]`; HTTP/2 or HTTP/1.1 by ALPN on the JSON lanes, HTTP/1.1 only on
+/// the bulk lane.
+pub(crate) fn http_client(cfg: &DvvConfig, lane: Lane) -> Result<HttpClient, DvvSetupError> {
     let tls = tls::client_config(cfg)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -40,16 +74,26 @@ pub(crate) fn http_client(cfg: &DvvConfig) -> Result<HttpClient, DvvSetupError> 
     let https = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+        .enable_http1();
+    let https = match lane {
+        Lane::Bulk => https.wrap_connector(http),
+        Lane::Interactive | Lane::Background => https.enable_http2().wrap_connector(http),
+    };
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(cfg.pool_idle_per_host)
-        .http2_adaptive_window(true)
-        .build(https))
+        .pool_max_idle_per_host(cfg.pool_idle_per_host);
+    if lane != Lane::Bulk {
+        builder
+            .http2_initial_stream_window_size(STREAM_WINDOW)
+            .http2_initial_connection_window_size(CONNECTION_WINDOW)
+            .http2_keep_alive_interval(PING_INTERVAL)
+            .http2_keep_alive_timeout(PING_TIMEOUT)
+            .http2_keep_alive_while_idle(true);
+    }
+    Ok(builder.build(https))
 }
 
 /// A transport failure as a [`DvvError::Unavailable`], with the cause chain (no content: these

@@ -1,23 +1,30 @@
 //! Listeners: TLS for the operator API, plain loopback HTTP for the admin endpoints.
 //!
-//! Every connection has a TLS handshake deadline and a header-read deadline (hyper's only works
-//! with a timer: see ENGINEERING.md), a cap on open connections, and graceful shutdown that lets
-//! bodies in flight finish.
+//! Every connection state has a deadline (see [`activity`]): the TLS handshake, the first
+//! request head whatever the protocol, idleness between requests, and writes the client does
+//! not accept. A cap bounds open connections, and shutdown lets bodies in flight finish within
+//! the drain bound.
 
+pub mod activity;
 pub mod tls;
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
+
+pub use activity::{Activity, CloseReason, Deadlines};
 
 /// Largest request head (request line and headers) accepted: the operator API needs a few
 /// kilobytes (an assertion is the largest header).
@@ -26,14 +33,31 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Per-connection limits of a listener.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
-    /// Longest a client may take to finish the TLS handshake.
+    /// The listener's name in metrics (`api`, `admin`).
+    pub name: &'static str,
+    /// Longest a client may take to finish the TLS handshake (from accept).
     pub handshake_timeout: Duration,
-    /// Longest a client may take to send a request's headers (slowloris defence).
+    /// Longest from accept (or the handshake) to the first complete request head, on every
+    /// protocol (slowloris, silent sockets, unfinished HTTP/2 prefaces and header blocks).
     pub header_read_timeout: Duration,
+    /// Longest a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Longest a write to the client may stay blocked (the client stopped reading).
+    pub write_idle_timeout: Duration,
     /// Open connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            first_request: self.header_read_timeout,
+            idle: self.idle_timeout,
+            write_idle: self.write_idle_timeout,
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true, then drains.
@@ -58,9 +82,12 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        // A peer that stops answering pings is gone (a phone out of coverage, a dead NAT path).
+        .keep_alive_interval(Some(limits.idle_timeout.min(Duration::from_secs(20))))
+        .keep_alive_timeout(limits.write_idle_timeout.min(Duration::from_secs(20)));
+    let max_connections = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
@@ -83,40 +110,193 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        let handshake_timeout = limits.handshake_timeout;
+        let activity = Activity::new();
+        let stream = activity::Watched::new(stream, Arc::clone(&activity));
+        let (router, builder, limits) = (router.clone(), builder.clone(), limits.clone());
+        let (acceptor, shutdown) = (acceptor.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _permit = permit;
             match acceptor {
                 Some(acceptor) => {
-                    let tls = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    let tls =
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
                     let stream = match tls.await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => return log_handshake_failure(peer, &e.to_string()),
                         Err(_) => return log_handshake_failure(peer, "timed out"),
                     };
                     let client = client_key(peer, stream.get_ref().1.peer_certificates());
-                    let service = with_client(router, client);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
+                    serve_connection(
+                        &builder, stream, router, client, activity, &limits, shutdown,
+                    )
+                    .await;
                 }
                 None => {
-                    let service = with_client(router, client_key(peer, None));
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
+                    let client = client_key(peer, None);
+                    serve_connection(
+                        &builder, stream, router, client, activity, &limits, shutdown,
+                    )
+                    .await;
                 }
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+    // Every connection task holds a slot: all slots back means every connection has ended.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("shutdown drain timed out; closing remaining connections");
+    }
+}
+
+/// Serves one connection under its watchdog: closed when a deadline of [`Activity`] passes,
+/// drained (GOAWAY) when a stream on it got stuck or the gateway stops.
+async fn serve_connection<S>(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: S,
+    router: Router,
+    client: crate::limits::ClientKey,
+    activity: Arc<Activity>,
+    limits: &ConnectionLimits,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = Tracked {
+        router,
+        client,
+        activity: Arc::clone(&activity),
+    };
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let deadlines = limits.deadlines();
+    let mut draining = *shutdown.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    // Set once a stuck stream started a drain: the connection closes then, whatever else.
+    let mut stuck_until: Option<tokio::time::Instant> = None;
+    loop {
+        let next = activity.next_deadline(&deadlines);
+        let (wake, reason) = match (next, stuck_until) {
+            (Some((at, _)), Some(stuck)) if stuck < at => (stuck, CloseReason::StreamStuck),
+            (Some((at, reason)), _) => (at, reason),
+            (None, Some(stuck)) => (stuck, CloseReason::StreamStuck),
+            // Busy and flowing: look again within the shortest deadline.
+            (None, None) => (
+                tokio::time::Instant::now() + deadlines.write_idle.min(deadlines.idle),
+                CloseReason::Idle,
+            ),
+        };
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = tokio::time::sleep_until(wake) => {
+                let still = activity.next_deadline(&deadlines);
+                let expired = match still {
+                    Some((at, r)) if at <= tokio::time::Instant::now() => Some(r),
+                    _ if reason == CloseReason::StreamStuck => Some(reason),
+                    _ => None,
+                };
+                if let Some(reason) = expired {
+                    crate::telemetry::metrics::with(|m| {
+                        m.connections_closed
+                            .with_label_values(&[limits.name, reason.label()])
+                            .inc();
+                    });
+                    tracing::debug!(listener = limits.name, reason = reason.label(), "connection closed by its deadline");
+                    return; // dropping the connection closes the socket
+                }
+            }
+            _ = activity.stuck(), if stuck_until.is_none() => {
+                if !draining {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                stuck_until = Some(tokio::time::Instant::now() + deadlines.write_idle);
+            }
+            _ = shutdown.changed(), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+        }
+    }
+}
+
+/// The connection's service: the router, with the client's key and the connection's
+/// [`Activity`] attached to every request, and each request counted in flight until its
+/// response body has ended.
+#[derive(Clone)]
+struct Tracked {
+    router: Router,
+    client: crate::limits::ClientKey,
+    activity: Arc<Activity>,
+}
+
+/// The handle a request carries to its connection: a content stream that had to be cut and
+/// does not end tells the connection, which is then drained and closed.
+#[derive(Clone, Debug)]
+pub struct ConnectionHandle(Arc<Activity>);
+
+impl ConnectionHandle {
+    /// A stream of this connection was cut and has not ended within the write-idle deadline.
+    pub fn stream_stuck(&self) {
+        self.0.stream_stuck();
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl hyper::service::Service<http::Request<Incoming>> for Tracked {
+    type Response = http::Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        let in_flight = self
+            .activity
+            .request_started(request.version() == http::Version::HTTP_2);
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(self.client);
+        request
+            .extensions_mut()
+            .insert(ConnectionHandle(Arc::clone(&self.activity)));
+        let router = self.router.clone();
+        Box::pin(async move {
+            let response = tower::ServiceExt::oneshot(router, request).await?;
+            Ok(response.map(|body| TrackedBody {
+                inner: body,
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its request counted in flight until the body ends or is dropped.
+pub struct TrackedBody {
+    inner: axum::body::Body,
+    _in_flight: activity::InFlight,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -131,14 +311,6 @@ fn client_key(
         Some(leaf) => crate::limits::ClientKey::Certificate(sha2::Sha256::digest(leaf).into()),
         None => crate::limits::ClientKey::Address(peer.ip()),
     }
-}
-
-/// The connection's service: the router with the client's key attached to every request.
-fn with_client(
-    router: Router,
-    client: crate::limits::ClientKey,
-) -> TowerToHyperService<axum::middleware::AddExtension<Router, crate::limits::ClientKey>> {
-    TowerToHyperService::new(tower::Layer::layer(&axum::Extension(client), router))
 }
 
 fn log_handshake_failure(peer: SocketAddr, why: &str) {

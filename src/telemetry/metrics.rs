@@ -34,6 +34,11 @@ pub struct Metrics {
     pub token_renewals: IntCounterVec,
     /// Requests refused by a rate limit, by scope (`client`, `citizen`, `dvv`).
     pub rate_limited: IntCounterVec,
+    /// Connections the gateway closed because a deadline passed, by listener (`api`, `admin`)
+    /// and reason (`no_request`, `idle`, `write_stalled`, `stream_stuck`).
+    pub connections_closed: IntCounterVec,
+    /// Content streams cut before their end, by reason (`write_idle`, `revoked`).
+    pub streams_cut: IntCounterVec,
     /// Audit records written.
     pub audit_records: IntCounter,
     /// Audit records that could not be written (each refused its access).
@@ -116,6 +121,20 @@ impl Metrics {
             ),
             &["scope"],
         )?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "ikkuna_connections_closed_total",
+                "Connections closed by the gateway because a deadline passed, by listener and reason.",
+            ),
+            &["listener", "reason"],
+        )?;
+        let streams_cut = IntCounterVec::new(
+            Opts::new(
+                "ikkuna_streams_cut_total",
+                "Content streams cut before their end, by reason.",
+            ),
+            &["reason"],
+        )?;
         let counter = |name: &str, help: &str| IntCounter::new(name, help);
         let gauge = |name: &str, help: &str| IntGauge::new(name, help);
         let metrics = Self {
@@ -123,6 +142,8 @@ impl Metrics {
             http_duration,
             dvv_duration,
             token_renewals,
+            connections_closed,
+            streams_cut,
             rate_limited,
             audit_records: counter("ikkuna_audit_records_total", "Audit records written.")?,
             audit_failures: counter(
@@ -214,6 +235,8 @@ impl Metrics {
         r.register(Box::new(self.dvv_duration.clone()))?;
         r.register(Box::new(self.token_renewals.clone()))?;
         r.register(Box::new(self.rate_limited.clone()))?;
+        r.register(Box::new(self.connections_closed.clone()))?;
+        r.register(Box::new(self.streams_cut.clone()))?;
         for c in [
             &self.audit_records,
             &self.audit_failures,

@@ -4,6 +4,7 @@
 # the patch names, and reports whether that requirement caught it.
 #
 #   certification/mutants/run.sh [PATCH ...]        # default: every certification/mutants/*.patch
+#   certification/mutants/run.sh --check            # only: does every patch still apply? (CI)
 #
 # Needs `cargo build --bins -p ikkuna-certify` first (the suite binary). Each mutant recompiles the
 # gateway crate (and its path dependencies) in target/mutants/, seeded with hard links from
@@ -14,10 +15,22 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ "${1:-}" = "--check" ]; then
+    failed=0
+    for patch in "$root"/certification/mutants/*.patch; do
+        grep -q '^Expected-Requirement: [A-Z]*-[0-9]*$' "$patch" || { echo "no Expected-Requirement: $patch"; failed=1; }
+        if (cd "$root" && patch -p1 --dry-run --quiet <"$patch" >/dev/null); then
+            echo "applies: $(basename "$patch")"
+        else
+            echo "DOES NOT APPLY: $(basename "$patch")"; failed=1
+        fi
+    done
+    exit "$failed"
+fi
 certify="$root/target/debug/ikkuna-certify"
 out="${MUTANT_OUT:-$root/target/mutants/out}"
 tgt="$root/target/mutants"
-src="$tgt/src"
+src="$root/target/mutant-src"
 [ -x "$certify" ] || { echo "build the suite first: cargo build -p ikkuna-certify" >&2; exit 2; }
 mkdir -p "$out"
 if [ ! -d "$tgt/debug" ] && [ -d "$root/target/debug" ]; then

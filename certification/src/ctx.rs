@@ -308,6 +308,27 @@ impl Ctx {
             .unwrap_or(0))
     }
 
+    /// Waits until the gateway has read DVV's events feed twice since now, so every event up to
+    /// now (consents granted by the fixture, for instance) has reached it; `false` when it did
+    /// not within `limit`.
+    pub async fn feed_caught_up(&self, limit: std::time::Duration) -> anyhow::Result<bool> {
+        let seq = self.last_seq().await?;
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            let polls = self
+                .dvv_calls(seq)
+                .await?
+                .iter()
+                .filter(|c| c["path"] == "/v1/events" && c["status"] == 200)
+                .count();
+            if polls >= 2 {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(false)
+    }
+
     /// Every identity code the run used.
     pub fn codes(&self) -> Vec<String> {
         let fx = &self.fx;

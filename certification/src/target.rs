@@ -422,3 +422,42 @@ pub fn read_gateway_config(config: &Path) -> anyhow::Result<(String, PathBuf)> {
         .context("gateway config has no store.data_dir")?;
     Ok((format!("http://{admin}"), PathBuf::from(data)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_configuration_and_the_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ikkuna.toml");
+        std::fs::write(
+            &config,
+            "[server]\nheader_read_timeout_ms = 1500\nclient_ca = \"/ca.pem\"\n\
+             [assertions]\nmax_lifetime_secs = 300\naccepted_acr = [\"http://ftn.ficora.fi/2017/loa3\"]\n\
+             [admin]\nmax_connections = 4\n[consent]\nrevocation_bound_secs = 7\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "IKKUNA_SERVER_WRITE_IDLE_TIMEOUT_MS".to_owned(),
+            "2500".to_owned(),
+        )];
+        let s = Settings::defaults(Duration::from_secs(30)).read(Some(&config), &env);
+        assert_eq!(s.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(s.write_idle_timeout, Duration::from_millis(2500));
+        assert_eq!(s.max_lifetime_secs, 300);
+        assert_eq!(s.accepted_acr, vec!["http://ftn.ficora.fi/2017/loa3"]);
+        assert_eq!(s.admin_max_connections, 4);
+        assert_eq!(s.revocation_bound, Duration::from_secs(7));
+        assert!(s.client_cert_required);
+        assert_eq!(s.provenance.len(), 7);
+        // Without a configuration: the documented defaults.
+        let d = Settings::defaults(Duration::from_secs(30)).read(None, &[]);
+        assert_eq!(d.max_lifetime_secs, 600);
+        assert_eq!(d.header_read_timeout, Duration::from_millis(10_000));
+        assert_eq!(d.write_idle_timeout, Duration::from_millis(30_000));
+        assert_eq!(d.admin_max_connections, 64);
+        assert!(!d.client_cert_required);
+        assert_eq!(d.accepted_acr.len(), 4);
+    }
+}

@@ -134,6 +134,12 @@ pub async fn bound_without_feed(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new();
     let bound = ctx.target.revocation_bound;
     let code = ctx.fx.revoked_quietly.code.clone();
+    // Everything before the revocation has reached the gateway through the feed (a late
+    // "Consent granted" would make it look the consent up again and hide a cache that ignores
+    // its bound).
+    if !ctx.feed_caught_up(Duration::from_secs(30)).await? {
+        return Ok(out.error("the gateway did not read DVV's events feed within 30 s"));
+    }
     let first = ctx
         .call("GET", "/v1/messages", Some(&ctx.token(&code)?))
         .await?;

@@ -11,7 +11,7 @@ fn access() -> Access {
     Access {
         time: chrono::Utc::now(),
         request_id: uuid::Uuid::new_v4().to_string(),
-        action: Action::of_route("/v1/messages/{message_id}").expect("a message read is audited"),
+        action: Action::MessageRead,
         consent_id: Some("c0ffee00-0000-4000-8000-000000000001".to_owned()),
         message_id: Some(4711),
         attachment_id: None,

@@ -18,6 +18,8 @@ pub fn router(window: Arc<Window>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"reason": "Not found"}))) })
+        // Every answer, 503 and 404 included, carries x-request-id and no-store.
+        .layer(axum::middleware::from_fn(crate::api::stamp))
         .with_state(window)
 }
 

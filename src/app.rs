@@ -114,7 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         idle_timeout: config.server.idle_timeout,
         write_idle_timeout: config.server.write_idle_timeout,
         max_connections: config.server.max_connections,
-        drain_timeout: config.server.request_timeout,
+        drain_timeout: config.server.drain_timeout,
     };
     let admin_limits = ConnectionLimits {
         name: "admin",
@@ -140,7 +140,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         tokio::spawn(server::serve(
             api_listener,
             Some(tls),
-            crate::api::router(window.clone()),
+            crate::api::router(
+                window.clone(),
+                crate::api::PipelineSettings {
+                    max_concurrent_requests: config.server.max_concurrent_requests,
+                    request_timeout: config.server.request_timeout,
+                },
+            ),
             limits,
             stopped.clone(),
         )),
@@ -188,6 +194,7 @@ fn verifier_settings(a: &config::AssertionsConfig) -> VerifierSettings {
     s.leeway = a.leeway;
     s.max_lifetime = a.max_lifetime;
     s.accepted_acr = a.accepted_acr.clone();
+    s.allowed_claims = a.allowed_claims.clone();
     s
 }
 

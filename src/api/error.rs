@@ -1,8 +1,11 @@
-//! The one place where an internal failure becomes an HTTP answer (linkerd's "rescue" layer).
+//! The one mapping from error to HTTP answer for the whole operator API: status, reason,
+//! `Retry-After`, the consent link, DVV's trace id.
 //!
-//! Every handler returns `Result<_, ApiError>`; this module maps each typed error of the lower
-//! layers to one status, one client-facing reason and one metric label. Reasons are fixed strings
-//! chosen here, so no identity code, token or content can reach a client through an error.
+//! Every step of the pipeline and every handler refuses with an `ApiError`; this module maps each
+//! typed error of the lower layers (assertions, rate limits, consent, DVV, the store, the
+//! pipeline's own shedding and deadline) to one status, one client-facing reason and one metric
+//! label. Reasons are fixed strings chosen here, so no identity code, token or content can reach a
+//! client through an error. The lower layers know no HTTP.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -105,6 +108,90 @@ impl ApiError {
         self.status
     }
 
+    /// The client-facing reason.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// DVV's trace id of the failed call, when DVV gave one.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.details.trace_id.as_deref()
+    }
+
+    /// The gateway's own fault (a bug, a panic caught by the pipeline): nothing internal leaks.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "internal",
+        )
+    }
+
+    /// More requests in flight than `server.max_concurrent_requests`: shed at once, never queued.
+    pub fn overloaded() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway is serving as many requests as it is configured to; retry after the indicated time",
+            "overloaded",
+        );
+        e.details.retry_after = Some(1);
+        e
+    }
+
+    /// The request did not finish (or a stream did not start) within `server.request_timeout_ms`.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The request did not complete within the gateway's request time limit",
+            "request_timeout",
+        )
+    }
+
+    /// A method the route does not serve (its one method is named in `Allow`).
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "method_not_allowed",
+        )
+    }
+
+    /// More than one `Authorization` header: which one is the citizen is ambiguous.
+    pub fn repeated_authorization() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Exactly one Authorization header is allowed",
+            "repeated_authorization",
+        )
+    }
+
+    /// A query parameter the route does not take.
+    pub fn unknown_query_parameter() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Unknown query parameter",
+            "unknown_query_parameter",
+        )
+    }
+
+    /// A path id that is not a positive integer.
+    pub fn bad_id() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Identifiers are positive integers",
+            "bad_request",
+        )
+    }
+
+    /// A request head larger than the gateway accepts.
+    pub fn head_too_large() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request header fields too large",
+            "head_too_large",
+        )
+    }
+
     /// A short label naming the failure, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         self.kind
@@ -112,21 +199,66 @@ impl ApiError {
 }
 
 impl From<AssertionError> for ApiError {
+    /// 401 when the credential is missing, invalid, expired or untrusted; 403 when the citizen is
+    /// authenticated but not allowed this access. Reasons never echo the token or its claims.
     fn from(e: AssertionError) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        Self::new(status, e.reason(), e.kind())
+        use AssertionError as A;
+        let (status, reason) = match e {
+            A::Missing => (401, "Citizen assertion required"),
+            A::Scheme => (401, "Authorization scheme must be Bearer"),
+            A::Malformed => (401, "Citizen assertion is malformed"),
+            A::AlgorithmNotAllowed => (401, "Citizen assertion algorithm is not allowed"),
+            A::UnsupportedCritical => {
+                (401, "Citizen assertion uses an unsupported critical header")
+            }
+            A::UnknownKey => (401, "Citizen assertion signing key is not trusted"),
+            A::KeyMismatch => (401, "Citizen assertion algorithm does not match its key"),
+            A::BadSignature => (401, "Citizen assertion signature is invalid"),
+            A::MissingClaim(_) => (401, "Citizen assertion lacks a required claim"),
+            A::WrongIssuer => (401, "Citizen assertion issuer is not trusted"),
+            A::WrongAudience => (401, "Citizen assertion is not meant for this gateway"),
+            A::Expired => (401, "Citizen assertion has expired"),
+            A::NotYetValid => (401, "Citizen assertion is not yet valid"),
+            A::IssuedInFuture => (401, "Citizen assertion is issued in the future"),
+            A::LifetimeTooLong => (401, "Citizen assertion lifetime is too long"),
+            A::InvalidSubject => (
+                401,
+                "Citizen assertion subject is not a valid identity code",
+            ),
+            A::AcrNotAccepted => (403, "Authentication assurance level is not sufficient"),
+            A::OnBehalfOf => (403, "Acting on behalf of another person is not allowed"),
+            A::ClaimNotAllowed => (
+                403,
+                "Citizen assertion holds a claim this gateway does not allow",
+            ),
+        };
+        let status = if status == 403 {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        Self::new(status, reason, e.kind())
     }
 }
 
 impl From<crate::limits::Refusal> for ApiError {
     fn from(refusal: crate::limits::Refusal) -> Self {
         use crate::limits::Scope;
-        let kind = match refusal.scope {
-            Scope::Client => "rate_limited_client",
-            Scope::Citizen => "rate_limited_citizen",
-            Scope::Dvv => "rate_limited_dvv",
+        let (reason, kind) = match refusal.scope {
+            Scope::Client => (
+                "Too many requests from this operator client; slow down and retry after the indicated time",
+                "rate_limited_client",
+            ),
+            Scope::Citizen => (
+                "Too many requests for this citizen; retry after the indicated time",
+                "rate_limited_citizen",
+            ),
+            Scope::Dvv => (
+                "The gateway's request budget toward DVV is spent for now; retry after the indicated time",
+                "rate_limited_dvv",
+            ),
         };
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, refusal.scope.reason(), kind);
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, reason, kind);
         e.details.retry_after = Some(refusal.retry_after_secs());
         e
     }
@@ -281,11 +413,6 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"ikkuna\""),
             );
         }
-        response.extensions_mut().insert(ErrorKind(self.kind));
         response
     }
 }
-
-/// Marks a response as an error of a given kind, for the access log and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorKind(pub &'static str);

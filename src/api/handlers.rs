@@ -1,30 +1,32 @@
 //! The operator API's routes: consent state, inbox, message, receipt, attachment.
 //!
-//! Each handler follows the one data path: admit (assertion, consent) → DVV call → record the
-//! opening if content is about to leave → answer with `Cache-Control: no-store`.
-
-use std::sync::Arc;
+//! The pipeline (`pipeline.rs`) has admitted the request before a handler runs: its extractors
+//! verified the citizen and the consent. A handler makes the DVV call, records the opening if
+//! content is about to leave, and answers with `Cache-Control: no-store`; every refusal goes
+//! through `ctx.refuse` so the access log and the audit record name it.
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::{ApiError, DVV_TRACE_HEADER};
-use super::guard;
+use super::extract::{Admitted, AttachmentRef, Consented, MessageId};
 use super::paging::PageQuery;
-use super::state::SharedWindow;
+use super::state::{SharedWindow, Window};
 use crate::consent::ConsentDecision;
 use crate::server::ConnectionHandle;
+use std::sync::Arc;
 
 /// `GET /v1/consent`: the citizen's consent state and where to change it.
 pub async fn consent_state(
+    ctx: Ctx,
     State(window): State<SharedWindow>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+    Consented { decision, .. }: Consented,
+) -> Response {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct ConsentState<'a> {
@@ -33,14 +35,13 @@ pub async fn consent_state(
         consent_id: Option<&'a str>,
         consent_service_url: &'a str,
     }
-    let citizen = guard::citizen(&window, &headers).await?;
-    let decision = guard::consent_of(&window, &citizen).await?;
     let (state, consent_id) = match &decision {
         ConsentDecision::Active { consent_id } => ("Active", Some(consent_id.as_str())),
         ConsentDecision::Revoked { consent_id } => ("Revoked", Some(consent_id.as_str())),
         ConsentDecision::None => ("None", None),
     };
-    Ok(json_no_store(
+    json_no_store(
+        &ctx,
         StatusCode::OK,
         &ConsentState {
             state,
@@ -48,17 +49,16 @@ pub async fn consent_state(
             consent_service_url: &window.consent_service_url,
         },
         None,
-    ))
+    )
 }
 
 /// `GET /v1/messages`: one inbox page (titles are content: never cached).
 pub async fn list_messages(
+    ctx: Ctx,
     State(window): State<SharedWindow>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    page: PageQuery,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let page = PageQuery::parse(query.as_deref())?;
-    let admitted = guard::admit(&window, &headers).await?;
     let answer = window
         .dvv
         .list_messages(
@@ -67,8 +67,9 @@ pub async fn list_messages(
             page.limit,
         )
         .await
-        .map_err(|e| forget_if_revoked(&window, &admitted.consent_id, e))?;
+        .map_err(|e| ctx.refuse(forget_if_revoked(&window, &admitted.consent_id, e)))?;
     Ok(json_no_store(
+        &ctx,
         StatusCode::OK,
         &answer.value,
         answer.trace_id.as_deref(),
@@ -77,26 +78,31 @@ pub async fn list_messages(
 
 /// `GET /v1/messages/{id}`: the message; its first release records the opening first.
 pub async fn get_message(
+    ctx: Ctx,
     State(window): State<SharedWindow>,
-    message_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    MessageId(message_id): MessageId,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let message_id = parse_id(&path_value(message_id)?)?;
-    let admitted = guard::admit(&window, &headers).await?;
+    read_message(&ctx, &window, message_id, &admitted)
+        .await
+        .map_err(|e| ctx.refuse(e))
+}
+
+async fn read_message(
+    ctx: &Ctx,
+    window: &Window,
+    message_id: i64,
+    admitted: &Admitted,
+) -> Result<Response, ApiError> {
     let answer = window
         .dvv
         .get_message(&admitted.consent_id, message_id)
         .await
-        .map_err(|e| forget_if_revoked(&window, &admitted.consent_id, e))?;
+        .map_err(|e| forget_if_revoked(window, &admitted.consent_id, e))?;
+    ctx.dvv_trace(answer.trace_id.as_deref());
     let detail = answer.value;
     if detail.is_withheld() {
-        let summary = serde_json::to_value(&detail.summary).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-                "serialize",
-            )
-        })?;
+        let summary = serde_json::to_value(&detail.summary).map_err(|_| ApiError::internal())?;
         return Err(ApiError::receipt_required(summary, answer.trace_id));
     }
     window
@@ -105,6 +111,7 @@ pub async fn get_message(
         .await
         .map_err(refuse_release)?;
     Ok(json_no_store(
+        ctx,
         StatusCode::OK,
         &detail,
         answer.trace_id.as_deref(),
@@ -113,18 +120,18 @@ pub async fn get_message(
 
 /// `POST /v1/messages/{id}/receipt`: the citizen's confirmation of receipt, a legal act at DVV.
 pub async fn confirm_receipt(
+    ctx: Ctx,
     State(window): State<SharedWindow>,
-    message_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    MessageId(message_id): MessageId,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let message_id = parse_id(&path_value(message_id)?)?;
-    let admitted = guard::admit(&window, &headers).await?;
     let answer = window
         .dvv
         .confirm_receipt(&admitted.consent_id, message_id)
         .await
-        .map_err(|e| forget_if_revoked(&window, &admitted.consent_id, e))?;
+        .map_err(|e| ctx.refuse(forget_if_revoked(&window, &admitted.consent_id, e)))?;
     Ok(json_no_store(
+        &ctx,
         StatusCode::OK,
         &answer.value,
         answer.trace_id.as_deref(),
@@ -134,56 +141,62 @@ pub async fn confirm_receipt(
 /// `GET /v1/messages/{id}/attachments/{attachmentId}`: streamed through chunk by chunk, and cut
 /// when the client stops reading or the consent ends (see [`crate::outflow`]).
 pub async fn get_attachment(
+    ctx: Ctx,
     State(window): State<SharedWindow>,
-    ids: Result<Path<(String, String)>, PathRejection>,
+    ids: AttachmentRef,
     connection: Option<Extension<ConnectionHandle>>,
-    request_id: Option<Extension<super::RequestId>>,
     headers: HeaderMap,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let (message_id, attachment_id) = path_value(ids)?;
-    let message_id = parse_id(&message_id)?;
-    let attachment_id = parse_id(&attachment_id)?;
-    let admitted = guard::admit(&window, &headers).await?;
     let range = headers.get(header::RANGE);
     let answer = window
         .dvv
-        .get_attachment(&admitted.consent_id, message_id, attachment_id, range)
+        .get_attachment(
+            &admitted.consent_id,
+            ids.message_id,
+            ids.attachment_id,
+            range,
+        )
         .await
-        .map_err(|e| forget_if_revoked(&window, &admitted.consent_id, e))?;
+        .map_err(|e| ctx.refuse(forget_if_revoked(&window, &admitted.consent_id, e)))?;
+    ctx.dvv_trace(answer.trace_id.as_deref());
     window
         .recorded
-        .ensure(&window.outbox, &admitted.consent_id, message_id)
+        .ensure(&window.outbox, &admitted.consent_id, ids.message_id)
         .await
-        .map_err(refuse_release)?;
+        .map_err(|e| ctx.refuse(refuse_release(e)))?;
+    let trace_id = answer.trace_id;
     let stream = answer.value;
-    let access = StreamAccess {
-        request_id: request_id.map(|Extension(id)| id.0).unwrap_or_default(),
-        message_id,
-        attachment_id,
-        trace_id: answer.trace_id.clone(),
-    };
     let body = bounded_stream(
         &window,
         stream.body,
         admitted,
-        access,
+        ctx,
         connection.map(|Extension(c)| c),
     );
-    let mut response = Response::new(Body::new(body));
-    *response.status_mut() = stream.status;
-    let out = response.headers_mut();
-    out.extend(stream.headers);
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    insert_trace(out, answer.trace_id.as_deref());
-    Ok(response)
+    Ok(attachment_response(
+        stream.status,
+        stream.headers,
+        body,
+        trace_id.as_deref(),
+    ))
 }
 
-/// The ids of a streamed access, for the audit record of its cut.
-struct StreamAccess {
-    request_id: String,
-    message_id: i64,
-    attachment_id: i64,
-    trace_id: Option<String>,
+/// The one place an attachment's bytes become a response body: DVV's status and the headers it
+/// may pass (type, length, disposition, range), never cached; the body is the bounded stream.
+fn attachment_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: crate::outflow::BoundedBody,
+    trace_id: Option<&str>,
+) -> Response {
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    out.extend(headers);
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    insert_trace(out, trace_id);
+    response
 }
 
 /// DVV's attachment body bounded by the client's reading and by the consent: the pump re-checks
@@ -192,11 +205,11 @@ struct StreamAccess {
 fn bounded_stream(
     window: &SharedWindow,
     body: crate::dvv::AttachmentBody,
-    admitted: guard::Admitted,
-    access: StreamAccess,
+    admitted: Admitted,
+    ctx: Ctx,
     connection: Option<ConnectionHandle>,
 ) -> crate::outflow::BoundedBody {
-    let guard::Admitted {
+    let Admitted {
         consent_id,
         citizen,
     } = admitted;
@@ -212,7 +225,7 @@ fn bounded_stream(
             );
             Box::pin(async move {
                 matches!(
-                    guard::consent_of(&window, &citizen).await,
+                    super::extract::consent_of(&window, &citizen).await,
                     Ok(decision) if decision.active_consent_id() == Some(consent_id.as_str())
                 )
             })
@@ -223,21 +236,23 @@ fn bounded_stream(
         let consent_id = consent_id.clone();
         Box::new(move |reason: crate::outflow::CutReason| {
             tracing::info!(reason = reason.label(), "attachment stream cut");
+            // The same request's facts, as its own audit line recorded them when it began.
+            let facts = ctx.snapshot();
             let record = crate::audit::Access {
                 time: chrono::Utc::now(),
-                request_id: access.request_id,
+                request_id: facts.request_id,
                 action: crate::audit::Action::Attachment,
                 consent_id: Some(consent_id),
-                message_id: Some(access.message_id),
-                attachment_id: Some(access.attachment_id),
+                message_id: facts.message_id,
+                attachment_id: facts.attachment_id,
                 outcome: crate::audit::Outcome::Failed,
                 status: 200,
                 reason: Some(match reason {
                     crate::outflow::CutReason::WriteIdle => "stream_cut_write_idle",
                     crate::outflow::CutReason::Revoked => "stream_cut_revoked",
                 }),
-                trace_id: access.trace_id,
-                citizen: window.audit.pseudonym(&citizen.identity),
+                trace_id: facts.dvv_trace_id,
+                citizen: facts.citizen,
             };
             tokio::spawn(async move {
                 if let Err(error) = window.audit.record(record).await {
@@ -260,17 +275,13 @@ fn bounded_stream(
 }
 
 /// Unknown routes answer in the house style too.
-pub async fn fallback() -> ApiError {
-    ApiError::not_found()
+pub async fn fallback(ctx: Ctx) -> ApiError {
+    ctx.refuse(ApiError::not_found())
 }
 
 /// DVV saying "forbidden" on a message call means the consent ended under us: the cached
 /// "active" answer is dropped at once rather than waiting for its expiry.
-fn forget_if_revoked(
-    window: &Arc<super::state::Window>,
-    consent_id: &str,
-    e: crate::dvv::DvvError,
-) -> ApiError {
+fn forget_if_revoked(window: &Window, consent_id: &str, e: crate::dvv::DvvError) -> ApiError {
     if e.is_consent_revoked() {
         window.consents.revoke(consent_id);
         return ApiError::no_consent(true, &window.consent_service_url);
@@ -285,34 +296,22 @@ fn refuse_release(e: crate::openings::StoreError) -> ApiError {
     e.into()
 }
 
-/// A path that cannot even be decoded (e.g. invalid UTF-8) is refused in the house style.
-fn path_value<T>(extracted: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    extracted
-        .map(|Path(v)| v)
-        .map_err(|_| ApiError::bad_request("Identifiers are positive integers"))
-}
-
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::bad_request("Identifiers are positive integers"))
-}
-
 fn insert_trace(headers: &mut HeaderMap, trace_id: Option<&str>) {
     if let Some(v) = trace_id.and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.insert(DVV_TRACE_HEADER, v);
     }
 }
 
-fn json_no_store<T: Serialize>(status: StatusCode, value: &T, trace_id: Option<&str>) -> Response {
+/// A JSON answer, never cached, with DVV's trace id (noted in the request's context too).
+fn json_no_store<T: Serialize>(
+    ctx: &Ctx,
+    status: StatusCode,
+    value: &T,
+    trace_id: Option<&str>,
+) -> Response {
+    ctx.dvv_trace(trace_id);
     let Ok(body) = serde_json::to_vec(value) else {
-        return ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            "serialize",
-        )
-        .into_response();
+        return ctx.refuse(ApiError::internal()).into_response();
     };
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();

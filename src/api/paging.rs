@@ -1,5 +1,7 @@
 //! Inbox paging parameters, checked before anything reaches DVV.
 
+use axum::extract::FromRequestParts;
+
 use super::error::ApiError;
 
 /// Largest page DVV serves.
@@ -43,6 +45,19 @@ impl PageQuery {
             }
         }
         Ok(out)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+
+    /// Checked before the citizen is admitted, so a malformed page costs no DVV call.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let ctx = super::context::Ctx::from_request_parts(parts, &()).await?;
+        Self::parse(parts.uri.query()).map_err(|e| ctx.refuse(e))
     }
 }
 

@@ -8,7 +8,6 @@
 //! line is written, otherwise it is answered 503 and nothing is released.
 
 pub mod cli;
-pub mod context;
 pub mod pseudonym;
 pub mod record;
 pub mod verify;
@@ -67,15 +66,7 @@ impl AuditLog {
         self.inner.as_ref().map(|e| e.file.as_path())
     }
 
-    /// Notes the verified citizen for the access being served (see [`context`]).
-    pub fn note_citizen(&self, citizen: &IdentityCode) {
-        if let Some(enabled) = &self.inner {
-            context::note_citizen(enabled.pseudonyms.pseudonym(citizen));
-        }
-    }
-
-    /// The citizen's keyed pseudonym as the trail writes it, for records made outside a request
-    /// (a stream cut after its answer began). `None` when the trail is disabled.
+    /// The citizen's keyed pseudonym for the audit record (`None` when the trail is disabled).
     pub fn pseudonym(&self, citizen: &IdentityCode) -> Option<String> {
         self.inner
             .as_ref()

@@ -4,7 +4,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The kinds of access the trail records.
+/// The kinds of access the trail records; each operator-API route names its own
+/// (`api::routes::Route::action`), so no route is served without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -18,20 +19,6 @@ pub enum Action {
     Attachment,
     /// `POST /v1/messages/{id}/receipt`.
     ReceiptConfirmation,
-}
-
-impl Action {
-    /// The action of an operator-API route template, if that route is an access.
-    pub fn of_route(route: &str) -> Option<Action> {
-        match route {
-            "/v1/consent" => Some(Self::ConsentCheck),
-            "/v1/messages" => Some(Self::InboxList),
-            "/v1/messages/{message_id}" => Some(Self::MessageRead),
-            "/v1/messages/{message_id}/receipt" => Some(Self::ReceiptConfirmation),
-            "/v1/messages/{message_id}/attachments/{attachment_id}" => Some(Self::Attachment),
-            _ => None,
-        }
-    }
 }
 
 /// How an access ended.

@@ -2,9 +2,9 @@
 
 /// Why a citizen assertion was refused.
 ///
-/// Every variant maps to one HTTP status ([`AssertionError::status`]), one client-facing reason
-/// ([`AssertionError::reason`]) and one metric label ([`AssertionError::kind`]). No variant carries
-/// the token, a claim value or an identity code, so an error can be logged as it is.
+/// Every variant has one metric label ([`AssertionError::kind`]); the operator API maps each to
+/// one HTTP status and reason (`api::error`, the one mapping). No variant carries the token, a
+/// claim value or an identity code, so an error can be logged as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AssertionError {
     /// No `Authorization` header at all.
@@ -61,43 +61,12 @@ pub enum AssertionError {
     /// The assertion acts for someone else (actor, mandate or principal claim).
     #[error("acting on behalf of another person is not allowed")]
     OnBehalfOf,
+    /// Strict mode (`assertions.allowed_claims`): the assertion holds a claim not on the list.
+    #[error("the assertion holds a claim that is not allowed")]
+    ClaimNotAllowed,
 }
 
 impl AssertionError {
-    /// The HTTP status the operator API answers with: 401 when the credential is missing, invalid,
-    /// expired or untrusted; 403 when the citizen is authenticated but not allowed this access.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::AcrNotAccepted | Self::OnBehalfOf => 403,
-            _ => 401,
-        }
-    }
-
-    /// The reason sent to the client: fixed text that never echoes the token, its claims or the
-    /// identity code.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Missing => "Citizen assertion required",
-            Self::Scheme => "Authorization scheme must be Bearer",
-            Self::Malformed => "Citizen assertion is malformed",
-            Self::AlgorithmNotAllowed => "Citizen assertion algorithm is not allowed",
-            Self::UnsupportedCritical => "Citizen assertion uses an unsupported critical header",
-            Self::UnknownKey => "Citizen assertion signing key is not trusted",
-            Self::KeyMismatch => "Citizen assertion algorithm does not match its key",
-            Self::BadSignature => "Citizen assertion signature is invalid",
-            Self::MissingClaim(_) => "Citizen assertion lacks a required claim",
-            Self::WrongIssuer => "Citizen assertion issuer is not trusted",
-            Self::WrongAudience => "Citizen assertion is not meant for this gateway",
-            Self::Expired => "Citizen assertion has expired",
-            Self::NotYetValid => "Citizen assertion is not yet valid",
-            Self::IssuedInFuture => "Citizen assertion is issued in the future",
-            Self::LifetimeTooLong => "Citizen assertion lifetime is too long",
-            Self::InvalidSubject => "Citizen assertion subject is not a valid identity code",
-            Self::AcrNotAccepted => "Authentication assurance level is not sufficient",
-            Self::OnBehalfOf => "Acting on behalf of another person is not allowed",
-        }
-    }
-
     /// A stable snake_case label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -119,6 +88,7 @@ impl AssertionError {
             Self::InvalidSubject => "invalid_subject",
             Self::AcrNotAccepted => "acr_not_accepted",
             Self::OnBehalfOf => "on_behalf_of",
+            Self::ClaimNotAllowed => "claim_not_allowed",
         }
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod fetch;
 mod jwks;
 mod keys;
+mod representation;
 mod seen;
 mod settings;
 mod verifier;
@@ -21,6 +22,7 @@ mod tests;
 
 pub use error::{AssertionError, JwksError, VerifierBuildError};
 pub use jsonwebtoken::Algorithm;
+pub use representation::{names_representation, VERIFIER_CLAIMS};
 pub use settings::{
     default_accepted_acr, default_algorithms, JwksSource, KeysStatus, VerifierSettings,
     ACR_HIGH_EIDAS, ACR_HIGH_FI, ACR_SUBSTANTIAL_EIDAS, ACR_SUBSTANTIAL_FI,

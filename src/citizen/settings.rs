@@ -53,6 +53,11 @@ pub struct VerifierSettings {
     pub max_lifetime: Duration,
     /// Accepted `acr` values (assurance levels).
     pub accepted_acr: Vec<String>,
+    /// Strict mode: when set, any top-level claim outside this list (and [`VERIFIER_CLAIMS`],
+    /// which the verifier reads itself) refuses the assertion.
+    ///
+    /// [`VERIFIER_CLAIMS`]: super::VERIFIER_CLAIMS
+    pub allowed_claims: Option<Vec<String>>,
     /// Time limit for one JWKS fetch from a URL.
     pub fetch_timeout: Duration,
     /// Whether the key set is loaded, shared with whoever reports readiness.
@@ -110,6 +115,7 @@ impl VerifierSettings {
             leeway: Duration::from_secs(30),
             max_lifetime: Duration::from_secs(600),
             accepted_acr: default_accepted_acr(),
+            allowed_claims: None,
             fetch_timeout: Duration::from_secs(10),
             keys_status: KeysStatus::default(),
         }

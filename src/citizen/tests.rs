@@ -102,6 +102,11 @@ fn rsa_public_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (strip(n), strip(e))
 }
 
+/// The HTTP status the operator API answers a refusal with (the one mapping in `api::error`).
+fn status_of(err: AssertionError) -> u16 {
+    crate::api::error::ApiError::from(err).status().as_u16()
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -163,7 +168,7 @@ async fn refuse(f: &Fixture, token: &str) -> AssertionError {
     for text in [
         format!("{err}"),
         format!("{err:?}"),
-        err.reason().to_string(),
+        crate::api::error::ApiError::from(err).reason().to_string(),
     ] {
         assert!(!text.contains(CITIZEN), "{text}");
         assert!(!text.contains(token), "{text}");
@@ -244,7 +249,7 @@ async fn missing_or_misshapen_credentials_are_401() {
     for (header, expected) in cases {
         let err = f.verifier.verify(header).await.unwrap_err();
         assert_eq!(err, expected, "{header:?}");
-        assert_eq!(err.status(), 401);
+        assert_eq!(status_of(err), 401);
     }
 }
 
@@ -293,7 +298,7 @@ async fn time_claims_are_enforced_with_skew() {
     for (claims, expected) in cases {
         let err = refuse(&f, &f.ec.sign(Algorithm::ES256, &claims)).await;
         assert_eq!(err, expected, "{claims}");
-        assert_eq!(err.status(), 401);
+        assert_eq!(status_of(err), 401);
     }
     let mut no_exp = good_claims();
     no_exp.as_object_mut().unwrap().remove("exp");
@@ -345,7 +350,7 @@ async fn issuer_and_audience_must_match() {
     for (claims, expected) in cases {
         let err = refuse(&f, &f.ec.sign(Algorithm::ES256, &claims)).await;
         assert_eq!(err, expected);
-        assert_eq!(err.status(), 401);
+        assert_eq!(status_of(err), 401);
     }
     let token = f.ec.sign(
         Algorithm::ES256,
@@ -366,7 +371,7 @@ async fn unsigned_tokens_are_refused() {
             let token = hand_made(&header, &good_claims(), signature);
             let err = refuse(&f, &token).await;
             assert_eq!(err, AssertionError::AlgorithmNotAllowed);
-            assert_eq!(err.status(), 401);
+            assert_eq!(status_of(err), 401);
         }
     }
 }
@@ -434,7 +439,7 @@ async fn the_algorithm_must_fit_the_key() {
     let token = jsonwebtoken::encode(&header, &good_claims(), &f.ed.encoding_key()).unwrap();
     let err = refuse(&f, &token).await;
     assert_eq!(err, AssertionError::KeyMismatch);
-    assert_eq!(err.status(), 401);
+    assert_eq!(status_of(err), 401);
     // ES256 presented under the Ed25519 key's kid.
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some("ed-1".into());
@@ -453,7 +458,7 @@ async fn a_signature_by_another_key_or_over_other_claims_fails() {
     let tampered = format!("{header}.{payload}.{signature}");
     let err = refuse(&f, &tampered).await;
     assert_eq!(err, AssertionError::BadSignature);
-    assert_eq!(err.status(), 401);
+    assert_eq!(status_of(err), 401);
 
     // Signed by a key the issuer does not have, under a trusted kid.
     let impostor = TestKey::ec("ec-1");
@@ -469,7 +474,7 @@ async fn an_unknown_kid_triggers_exactly_one_refresh_per_window() {
     let token = stranger.sign(Algorithm::ES256, &good_claims());
     let err = refuse(&f, &token).await;
     assert_eq!(err, AssertionError::UnknownKey);
-    assert_eq!(err.status(), 401);
+    assert_eq!(status_of(err), 401);
     assert_eq!(f.verifier.key_reloads(), 1);
 
     // A flood of unknown kids inside the cooldown window causes no further reload.
@@ -552,7 +557,7 @@ async fn acr_must_be_accepted() {
             f.ec.sign(Algorithm::ES256, &with(good_claims(), "acr", acr));
         let err = refuse(&f, &token).await;
         assert_eq!(err, AssertionError::AcrNotAccepted);
-        assert_eq!(err.status(), 403);
+        assert_eq!(status_of(err), 403);
     }
     for acr in default_accepted_acr() {
         let token =
@@ -583,7 +588,7 @@ async fn sub_must_be_a_valid_identity_code() {
             ),
             "{err:?}"
         );
-        assert_eq!(err.status(), 401);
+        assert_eq!(status_of(err), 401);
     }
 }
 
@@ -598,13 +603,287 @@ async fn acting_on_behalf_of_someone_else_is_403() {
         ("represented_person", json!("010190-999K")),
         ("principal", json!("010190-999K")),
         ("act", json!(null)),
+        // The shapes a case-sensitive list of top-level names let through.
+        ("actor", json!("x")),
+        ("Act", json!({"x": 1})),
+        ("acting_for", json!(true)),
+        ("represented_person_id", json!(7)),
+        ("valtuudet", json!(["x"])),
+        ("puolesta", json!(true)),
+        ("ext", json!({"act": {"type": "x"}})),
+        ("people", json!(["010190-999W"])),
     ];
     for (claim, value) in cases {
         let token =
             f.ec.sign(Algorithm::ES256, &with(good_claims(), claim, value));
         let err = refuse(&f, &token).await;
         assert_eq!(err, AssertionError::OnBehalfOf, "{claim}");
-        assert_eq!(err.status(), 403);
+        assert_eq!(status_of(err), 403);
+    }
+}
+
+/// Property tests of "own mail only": generated claim sets, signed and verified for real.
+mod own_mail_only {
+    use super::*;
+    use ikkuna_hetu::IdentityCode;
+    use proptest::prelude::*;
+
+    /// Claim names an identity service may send that name no one else.
+    const BENIGN_KEYS: &[&str] = &[
+        "jti",
+        "amr",
+        "azp",
+        "sid",
+        "nonce",
+        "auth_time",
+        "name",
+        "given_name",
+        "family_name",
+        "locale",
+        "email",
+        "scope",
+        "client_id",
+        "active",
+        "contact",
+        "factor",
+        "mandatory_mfa",
+        "device",
+        "app_version",
+        "birthdate",
+        "session_state",
+        "reward",
+        "forward",
+    ];
+
+    /// The representation vocabulary, as identity services might spell it.
+    const VOCABULARY: &[&str] = &[
+        "act",
+        "actor",
+        "acting for",
+        "act as",
+        "on behalf of",
+        "may act",
+        "mandate",
+        "mandates",
+        "delegation",
+        "delegator",
+        "represented person id",
+        "representative",
+        "principal",
+        "impersonator",
+        "proxy",
+        "obo",
+        "guardian",
+        "valtuudet",
+        "valtuutus",
+        "valtakirja",
+        "puolesta",
+        "edustaja",
+        "edustettava",
+        "huoltaja",
+        "holhooja",
+        "asiamies",
+        "päämies",
+        "fullmakt",
+        "ombud",
+        "företrädare",
+        "ställföreträdare",
+        "vårdnadshavare",
+        "förmyndare",
+        "god man",
+        "huvudman",
+    ];
+
+    fn spell(words: &str, style: u8) -> String {
+        let parts: Vec<&str> = words.split(' ').collect();
+        let cap = |w: &str| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        };
+        match style % 7 {
+            0 => parts.join("_"),
+            1 => parts.join("-").to_uppercase(),
+            2 => parts.iter().map(|w| cap(w)).collect(),
+            3 => {
+                let mut out = parts[0].to_owned();
+                out.extend(parts[1..].iter().map(|w| cap(w)));
+                out
+            }
+            4 => format!("x_{}", parts.join("_")),
+            5 => format!("urn:example:{}", parts.join("")),
+            _ => parts.join(".").to_uppercase(),
+        }
+    }
+
+    fn benign_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            // No letter that could be a century sign, so no identity code by chance.
+            "[g-t0-9 ]{0,24}".prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            Just(Value::from(CITIZEN)),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop::sample::select(BENIGN_KEYS).prop_map(str::to_owned),
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn benign_claims() -> impl Strategy<Value = Vec<(String, Value)>> {
+        prop::collection::vec(
+            (
+                prop::sample::select(BENIGN_KEYS).prop_map(str::to_owned),
+                benign_value(),
+            ),
+            0..6,
+        )
+    }
+
+    /// A valid identity code that is not the citizen's.
+    fn another_code() -> impl Strategy<Value = String> {
+        (1u8..=28, 1u8..=12, 1900u16..2024, 2u16..=999, 0usize..3).prop_filter_map(
+            "another person",
+            |(d, m, y, n, s)| {
+                let sign = match (y, s) {
+                    (1900..=1999, 0) => '-',
+                    (1900..=1999, 1) => 'Y',
+                    (1900..=1999, _) => 'X',
+                    (_, 0) => 'A',
+                    (_, 1) => 'B',
+                    _ => 'C',
+                };
+                let code = IdentityCode::compose(d, m, y, sign, n).ok()?;
+                (code.reveal() != CITIZEN).then(|| code.reveal().to_owned())
+            },
+        )
+    }
+
+    /// One way of acting for someone else: a representation key, another person's code in a
+    /// value (as is, lower case or embedded), or an object with its own subject.
+    fn marker() -> impl Strategy<Value = (Option<String>, Value)> {
+        prop_oneof![
+            (
+                prop::sample::select(VOCABULARY),
+                any::<u8>(),
+                benign_value()
+            )
+                .prop_map(|(w, style, v)| (Some(spell(w, style)), v)),
+            (another_code(), 0u8..3).prop_map(|(code, how)| {
+                let v = match how {
+                    0 => code,
+                    1 => code.to_lowercase(),
+                    _ => format!("urn:fi:hetu:{code}"),
+                };
+                (None, Value::from(v))
+            }),
+            (
+                prop::sample::select(&["sub", "Sub", "SUBJECT", "subject"][..]),
+                "[g-t]{1,8}"
+            )
+                .prop_map(|(k, v)| (None, object([(k.to_owned(), Value::from(v))]))),
+        ]
+    }
+
+    /// Puts `value` under `key` (or a benign key) `depth` objects deep inside `claims`.
+    fn plant(claims: &mut Value, key: Option<String>, value: Value, depth: usize, via: &str) {
+        let key = key.unwrap_or_else(|| "note".to_owned());
+        let mut nested = object([(key, value)]);
+        for _ in 0..depth {
+            nested = object([(via.to_owned(), Value::from(vec![nested]))]);
+        }
+        let top = if depth == 0 {
+            nested.as_object().unwrap().clone()
+        } else {
+            serde_json::Map::from_iter([(format!("{via}_outer"), nested)])
+        };
+        claims.as_object_mut().unwrap().extend(top);
+    }
+
+    fn object<const N: usize>(pairs: [(String, Value); N]) -> Value {
+        Value::Object(pairs.into_iter().collect())
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 192,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    #[test]
+    fn claim_sets_that_name_no_one_else_pass() {
+        let rt = runtime();
+        let f = rt.block_on(fixture());
+        proptest!(config(), |(extra in benign_claims())| {
+            let mut claims = good_claims();
+            claims.as_object_mut().unwrap().extend(extra);
+            let token = f.ec.sign(Algorithm::ES256, &claims);
+            let verdict = rt.block_on(f.verifier.verify(Some(&format!("Bearer {token}"))));
+            prop_assert!(verdict.is_ok(), "{claims} refused: {verdict:?}");
+        });
+    }
+
+    #[test]
+    fn any_claim_set_acting_for_someone_else_is_refused() {
+        let rt = runtime();
+        let f = rt.block_on(fixture());
+        proptest!(config(), |(
+            extra in benign_claims(),
+            (key, value) in marker(),
+            depth in 0usize..4,
+            via in prop::sample::select(BENIGN_KEYS),
+        )| {
+            let mut claims = good_claims();
+            claims.as_object_mut().unwrap().extend(extra);
+            plant(&mut claims, key, value, depth, via);
+            let token = f.ec.sign(Algorithm::ES256, &claims);
+            let verdict = rt.block_on(f.verifier.verify(Some(&format!("Bearer {token}"))));
+            prop_assert_eq!(verdict.err(), Some(AssertionError::OnBehalfOf), "{}", claims);
+        });
+    }
+
+    #[test]
+    fn strict_mode_refuses_every_claim_off_the_list() {
+        let rt = runtime();
+        let f = rt.block_on(fixture());
+        let mut settings =
+            VerifierSettings::new(ISSUER, AUDIENCE, JwksSource::File(f.jwks.clone()));
+        settings.allowed_claims = Some(vec!["jti".to_owned(), "amr".to_owned()]);
+        let strict = rt.block_on(AssertionVerifier::new(settings)).unwrap();
+        proptest!(config(), |(extra in benign_claims())| {
+            let mut claims = good_claims();
+            claims.as_object_mut().unwrap().extend(extra);
+            let off_list = claims
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| !VERIFIER_CLAIMS.contains(&k.as_str()) && k != "jti" && k != "amr");
+            let token = f.ec.sign(Algorithm::ES256, &claims);
+            let verdict = rt.block_on(strict.verify(Some(&format!("Bearer {token}"))));
+            if off_list {
+                prop_assert_eq!(verdict.err(), Some(AssertionError::ClaimNotAllowed));
+            } else {
+                prop_assert!(verdict.is_ok(), "{claims}: {verdict:?}");
+            }
+        });
     }
 }
 

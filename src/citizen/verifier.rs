@@ -18,26 +18,6 @@ use super::settings::{is_asymmetric, VerifierSettings};
 /// Longest `Authorization` value looked at; real assertions are a few hundred bytes.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Claims that make an assertion act for someone else. Mandates (Suomi.fi-valtuudet) are out of
-/// scope for private services, so any of these refuses the assertion, whatever its value.
-const ON_BEHALF_OF_CLAIMS: &[&str] = &[
-    "act",
-    "may_act",
-    "on_behalf_of",
-    "onBehalfOf",
-    "obo",
-    "mandate",
-    "mandates",
-    "mandate_id",
-    "represented_person",
-    "representedPerson",
-    "represented",
-    "principal",
-    "principal_id",
-    "delegator",
-    "delegation",
-];
-
 /// A citizen proven by a verified assertion: who, how strongly, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Citizen {
@@ -217,9 +197,8 @@ impl AssertionVerifier {
             return Err(AssertionError::LifetimeTooLong);
         }
 
-        if ON_BEHALF_OF_CLAIMS.iter().any(|c| claims.contains_key(*c)) {
-            return Err(AssertionError::OnBehalfOf);
-        }
+        // Own mail only: decided by what the claims say, at any depth (see `representation`).
+        super::representation::check(claims, s.allowed_claims.as_deref())?;
         let acr = match claims.get("acr") {
             Some(Value::String(acr)) if s.accepted_acr.iter().any(|a| a == acr) => acr.clone(),
             _ => return Err(AssertionError::AcrNotAccepted),

@@ -35,8 +35,8 @@ pub use validate::store::{
     PostgresConfig, StoreBackend, DEFAULT_OWNER_RETRY_MS, DEFAULT_POOL_SIZE,
 };
 pub use validate::{
-    DEFAULT_ACCEPTED_ACR, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, MAX_LEEWAY_SECS,
-    MAX_REVOCATION_BOUND_SECS,
+    DEFAULT_ACCEPTED_ACR, DEFAULT_ALGORITHMS, DEFAULT_AUDIENCE, DEFAULT_MAX_LIFETIME_SECS,
+    MAX_LEEWAY_SECS, MAX_REVOCATION_BOUND_SECS,
 };
 
 /// Where configuration values from outside the file come from: a lookup by variable name.
@@ -125,8 +125,11 @@ pub struct ServerConfig {
     pub tls_key: SecretFile,
     /// When set, operator backends must present a client certificate issued by this CA (PEM).
     pub client_ca: Option<PathBuf>,
-    /// Longest time one operator request may take in total.
+    /// Longest time one operator request may take: the whole of a non-streaming answer, the time
+    /// to the first byte of a streamed one (504 after it).
     pub request_timeout: Duration,
+    /// How long a stop (SIGTERM) waits for requests and streams in flight before closing them.
+    pub drain_timeout: Duration,
     /// Longest time to receive a request's headers (slowloris defence).
     pub header_read_timeout: Duration,
     /// Longest time for a TLS handshake.
@@ -221,6 +224,9 @@ pub struct AssertionsConfig {
     pub max_lifetime: Duration,
     /// Accepted `acr` values (assurance levels).
     pub accepted_acr: Vec<String>,
+    /// Strict mode: when set, an assertion holding any top-level claim outside this list (and the
+    /// claims the verifier itself reads) is refused.
+    pub allowed_claims: Option<Vec<String>>,
 }
 
 /// `[consent]`: the per-replica consent cache.

@@ -188,6 +188,7 @@ raw_sections! {
         tls_key_file: PathBuf,
         client_ca: PathBuf,
         request_timeout_ms: u64,
+        drain_timeout_ms: u64,
         header_read_timeout_ms: u64,
         tls_handshake_timeout_ms: u64,
         max_connections: u64,
@@ -230,6 +231,7 @@ raw_sections! {
         leeway_secs: u64,
         max_lifetime_secs: u64,
         accepted_acr: Vec<String>,
+        allowed_claims: Vec<String>,
     }
     /// `[consent]`: the consent cache.
     consent => RawConsent {

@@ -110,7 +110,9 @@ fn sandbox_shape_parses_with_defaults() {
     );
     assert_eq!(config.assertions.jwks_refresh, Duration::from_secs(300));
     assert_eq!(config.assertions.leeway, Duration::from_secs(30));
-    assert_eq!(config.assertions.max_lifetime, Duration::from_secs(3600));
+    assert_eq!(config.assertions.max_lifetime, Duration::from_secs(600));
+    assert_eq!(config.assertions.allowed_claims, None);
+    assert_eq!(config.server.drain_timeout, Duration::from_millis(30_000));
     assert_eq!(config.assertions.algorithms.len(), 5);
     assert_eq!(config.assertions.accepted_acr, DEFAULT_ACCEPTED_ACR);
     assert_eq!(config.consent.revocation_bound, Duration::from_secs(30));
@@ -403,9 +405,9 @@ fn every_key_has_an_environment_variable() {
     let keys = raw::all_keys();
     // ... + [audit] 5 + [limits] 7 + [log] 2 + [events] 3 + [webhooks] 9 + [ledger] 1, and
     // [store] 7 rather than 1 (+ backend, url, password_file, pool_size, owner_retry_ms, claim_ms).
-    // [server] 11 (+ write_idle_timeout_ms, idle_timeout_ms), [admin] 2 (+ max_connections),
-    // [dvv] 15 (+ max_attachment_streams).
-    assert_eq!(keys.len(), 11 + 2 + 15 + 10 + 3 + 7 + 5 + 7 + 2 + 3 + 9 + 1);
+    // [server] 12 (+ drain_timeout_ms, write_idle_timeout_ms, idle_timeout_ms), [admin] 2
+    // (+ max_connections), [dvv] 15 (+ max_attachment_streams), [assertions] 11 (+ allowed_claims).
+    assert_eq!(keys.len(), 12 + 2 + 15 + 11 + 3 + 7 + 5 + 7 + 2 + 3 + 9 + 1);
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
     let values: HashMap<String, String> = keys
@@ -529,4 +531,168 @@ fn assertion_key_must_be_p256() {
 fn missing_config_file_is_reported() {
     let errors = load(Path::new("/nonexistent/ikkuna.toml"), &no_env).unwrap_err();
     assert!(matches!(errors.0[0], ConfigError::Read { .. }));
+}
+
+/// `(section, key, value)` for every "(default X)" the example template writes in the comment
+/// just above a key, where X is a literal (number, boolean or quoted string).
+fn documented_defaults_of_example(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    let mut comment = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            comment.clear();
+        } else if let Some(c) = line.strip_prefix('#') {
+            comment.push(' ');
+            comment.push_str(c);
+        } else if let Some((key, _)) = line.split_once(" =") {
+            if let Some(value) = literal_default(&comment) {
+                out.push((section.clone(), key.trim().to_owned(), value));
+            }
+            comment.clear();
+        } else {
+            comment.clear();
+        }
+    }
+    out
+}
+
+/// The X of the first "(default X" in `text`, when X is a literal.
+fn literal_default(text: &str) -> Option<String> {
+    let rest = &text[text.find("(default ")? + "(default ".len()..];
+    let end = rest.find([')', ',', ';', ':']).unwrap_or(rest.len());
+    let value = rest[..end].trim();
+    let literal = value.parse::<f64>().is_ok()
+        || value == "true"
+        || value == "false"
+        || (value.len() > 2 && value.starts_with('"') && value.ends_with('"'));
+    literal.then(|| value.trim_matches('"').to_owned())
+}
+
+/// `(section, key, value)` for every "`key` (default X)" in the README's configuration table.
+fn documented_defaults_of_readme(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let table = text
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Configuration section");
+    for row in table.lines().filter(|l| l.starts_with("| `[")) {
+        let section = row
+            .trim_start_matches("| `[")
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        for piece in row.split('`').collect::<Vec<_>>().windows(2) {
+            let (key, after) = (piece[0], piece[1]);
+            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !key.is_empty() {
+                if let Some(value) = after
+                    .strip_prefix(" (default ")
+                    .and_then(|_| literal_default(after))
+                {
+                    out.push((section.clone(), key.to_owned(), value));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Setting a key to its documented default through the environment changes nothing in the
+/// validated configuration: the documentation tells the truth.
+fn assert_is_default(source: &str, section: &str, key: &str, value: &str) {
+    let base = format!("{:?}", parse(SANDBOX_SHAPE).expect("valid"));
+    let var = format!(
+        "IKKUNA_{}_{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    );
+    let env = env_of(&[(var.as_str(), value)]);
+    let with = Config::from_toml_str(SANDBOX_SHAPE, &env)
+        .unwrap_or_else(|e| panic!("{source}: {section}.{key} = {value} is refused: {e}"));
+    assert_eq!(
+        format!("{with:?}"),
+        base,
+        "{source} documents {section}.{key} = {value} as the default, but the validated default differs"
+    );
+}
+
+#[test]
+fn documented_defaults_are_the_validated_defaults() {
+    let example = documented_defaults_of_example(&example_text());
+    let readme_text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
+    let readme = documented_defaults_of_readme(&readme_text);
+    for (source, found) in [
+        ("config/ikkuna.example.toml", &example),
+        ("README.md", &readme),
+    ] {
+        for (section, key, value) in found.iter() {
+            assert_is_default(source, section, key, value);
+        }
+    }
+    // The parsers found what they should, so this cannot pass by reading nothing.
+    assert!(
+        example.len() >= 35,
+        "example defaults found: {}",
+        example.len()
+    );
+    for wanted in [
+        ("server", "request_timeout_ms"),
+        ("server", "drain_timeout_ms"),
+        ("server", "max_concurrent_requests"),
+        ("assertions", "max_lifetime_secs"),
+    ] {
+        for (source, found) in [("example", &example), ("README", &readme)] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(s, k, _)| (s.as_str(), k.as_str()) == wanted),
+                "{source} documents the default of {}.{}",
+                wanted.0,
+                wanted.1
+            );
+        }
+    }
+    // The verifier's own default lifetime is the configuration's.
+    let lifetime = crate::citizen::VerifierSettings::new(
+        "i",
+        "a",
+        crate::citizen::JwksSource::File("/x".into()),
+    )
+    .max_lifetime;
+    assert_eq!(
+        Duration::from_secs(DEFAULT_MAX_LIFETIME_SECS),
+        lifetime,
+        "config and verifier agree on the assertion lifetime"
+    );
+    let operator_api = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operator-api.yaml"),
+    )
+    .expect("docs/operator-api.yaml");
+    assert!(
+        operator_api.contains("10 minutes") && readme_text.contains("10 minutes"),
+        "the operator API documents promise 10 minutes = DEFAULT_MAX_LIFETIME_SECS"
+    );
+    assert_eq!(DEFAULT_MAX_LIFETIME_SECS, 600);
+}
+
+#[test]
+fn allowed_claims_are_checked() {
+    let env = env_of(&[("IKKUNA_ASSERTIONS_ALLOWED_CLAIMS", "jti,amr")]);
+    let config = Config::from_toml_str(SANDBOX_SHAPE, &env).expect("valid");
+    assert_eq!(
+        config.assertions.allowed_claims,
+        Some(vec!["jti".to_owned(), "amr".to_owned()])
+    );
+    let env = env_of(&[("IKKUNA_ASSERTIONS_ALLOWED_CLAIMS", "jti,acting_for")]);
+    let errors = Config::from_toml_str(SANDBOX_SHAPE, &env).unwrap_err();
+    assert!(
+        errors.to_string().contains("assertions.allowed_claims"),
+        "{errors}"
+    );
 }

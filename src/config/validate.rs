@@ -57,6 +57,9 @@ pub const DEFAULT_ACCEPTED_ACR: &[&str] = &[
 ];
 /// Upper bound of `assertions.leeway_secs`.
 pub const MAX_LEEWAY_SECS: u64 = 300;
+/// Default longest citizen-assertion lifetime, in seconds: the 10 minutes the operator API
+/// promises (README, `docs/operator-api.yaml`) and the verifier's own default.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 600;
 /// Upper bound of `consent.revocation_bound_secs`: a revocation is honoured within minutes at worst.
 pub const MAX_REVOCATION_BOUND_SECS: u64 = 300;
 
@@ -136,6 +139,12 @@ impl Checker {
             30_000,
             1..=3_600_000,
         );
+        let drain_timeout = self.millis(
+            "server.drain_timeout_ms",
+            raw.drain_timeout_ms,
+            30_000,
+            1..=3_600_000,
+        );
         let header_read_timeout = self.millis(
             "server.header_read_timeout_ms",
             raw.header_read_timeout_ms,
@@ -178,6 +187,7 @@ impl Checker {
             tls_key: SecretFile::unread(tls_key?),
             client_ca,
             request_timeout: request_timeout?,
+            drain_timeout: drain_timeout?,
             header_read_timeout: header_read_timeout?,
             tls_handshake_timeout: tls_handshake_timeout?,
             max_connections: usize::try_from(max_connections?).ok()?,
@@ -303,10 +313,11 @@ impl Checker {
         let max_lifetime = self.secs(
             "assertions.max_lifetime_secs",
             raw.max_lifetime_secs,
-            3_600,
+            DEFAULT_MAX_LIFETIME_SECS,
             1..=86_400,
         );
         let accepted_acr = self.acr(raw.accepted_acr);
+        let allowed_claims = self.allowed_claims(raw.allowed_claims);
         Some(AssertionsConfig {
             issuer: issuer?,
             audience: audience?,
@@ -316,6 +327,7 @@ impl Checker {
             leeway: leeway?,
             max_lifetime: max_lifetime?,
             accepted_acr: accepted_acr?,
+            allowed_claims: allowed_claims?,
         })
     }
 
@@ -618,6 +630,33 @@ impl Checker {
             return None;
         }
         Some(values)
+    }
+
+    /// `assertions.allowed_claims`: absent means no strict mode; present, a list of claim names
+    /// none of which may itself act for someone else.
+    fn allowed_claims(&mut self, value: Option<Vec<String>>) -> Option<Option<Vec<String>>> {
+        const FIELD: &str = "assertions.allowed_claims";
+        let Some(values) = value else {
+            return Some(None);
+        };
+        if values
+            .iter()
+            .any(|v| v.trim().is_empty() || v.chars().any(char::is_control))
+        {
+            self.invalid(FIELD, "must not contain empty values");
+            return None;
+        }
+        if let Some(name) = values
+            .iter()
+            .find(|v| crate::citizen::names_representation(v))
+        {
+            self.invalid(
+                FIELD,
+                format!("{name:?} names a representation (acting for someone else), which is always refused"),
+            );
+            return None;
+        }
+        Some(Some(values))
     }
 }
 

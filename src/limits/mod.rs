@@ -70,15 +70,6 @@ impl Scope {
             Self::Dvv => "dvv",
         }
     }
-
-    /// The client-facing reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Client => "Too many requests from this operator client; slow down and retry after the indicated time",
-            Self::Citizen => "Too many requests for this citizen; retry after the indicated time",
-            Self::Dvv => "The gateway's request budget toward DVV is spent for now; retry after the indicated time",
-        }
-    }
 }
 
 /// A request over a limit.

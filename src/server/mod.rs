@@ -6,6 +6,7 @@
 //! the drain bound.
 
 pub mod activity;
+pub mod answers;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -170,7 +171,9 @@ async fn serve_connection<S>(
         client,
         activity: Arc::clone(&activity),
     };
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    // hyper's own answers (431, 400 on a malformed head) get the house headers on their way out.
+    let io = TokioIo::new(answers::StampAnswers::new(stream));
+    let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let deadlines = limits.deadlines();
     let mut draining = *shutdown.borrow();

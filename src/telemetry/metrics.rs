@@ -39,6 +39,10 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// Content streams cut before their end, by reason (`write_idle`, `revoked`).
     pub streams_cut: IntCounterVec,
+    /// Requests shed at once because `server.max_concurrent_requests` were in flight (503).
+    pub shed: IntCounter,
+    /// Requests answered 504 because they passed `server.request_timeout_ms`.
+    pub request_timeouts: IntCounter,
     /// Audit records written.
     pub audit_records: IntCounter,
     /// Audit records that could not be written (each refused its access).
@@ -145,6 +149,14 @@ impl Metrics {
             connections_closed,
             streams_cut,
             rate_limited,
+            shed: counter(
+                "ikkuna_load_shed_requests_total",
+                "Requests refused with 503 because server.max_concurrent_requests were in flight.",
+            )?,
+            request_timeouts: counter(
+                "ikkuna_request_timeouts_total",
+                "Requests answered 504 because they passed server.request_timeout_ms.",
+            )?,
             audit_records: counter("ikkuna_audit_records_total", "Audit records written.")?,
             audit_failures: counter(
                 "ikkuna_audit_write_failures_total",
@@ -238,6 +250,8 @@ impl Metrics {
         r.register(Box::new(self.connections_closed.clone()))?;
         r.register(Box::new(self.streams_cut.clone()))?;
         for c in [
+            &self.shed,
+            &self.request_timeouts,
             &self.audit_records,
             &self.audit_failures,
             &self.consent_hits,

@@ -20,7 +20,7 @@ mod operator_backend;
 #[derive(Parser)]
 #[command(
     name = "ikkuna",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("IKKUNA_COMMIT"), ")"),
     about = "A window onto Finnish authority mail for private digipost operators"
 )]
 struct Cli {

@@ -46,8 +46,14 @@ pub struct Fixture {
     pub b: Citizen,
     /// Never consented.
     pub none: Citizen,
-    /// Active, revoked during the run.
+    /// Active, revoked during the run (revocation through the feed).
     pub revoked: Citizen,
+    /// Active, revoked during the run while DVV withholds the revocation from the feed.
+    pub revoked_quietly: Citizen,
+    /// Active, revoked while one of their downloads is in flight.
+    pub revoked_downloading: Citizen,
+    /// Active; stops reading a large download.
+    pub slow: Citizen,
     /// A: normal message with an attachment, opened.
     pub a_normal: Msg,
     /// A: verifiable message with an attachment.
@@ -56,11 +62,29 @@ pub struct Fixture {
     pub a_listed: Msg,
     /// A: opened just before a SIGKILL.
     pub a_crash: Msg,
+    /// A: the target of refused requests on every route (never opened by a good request).
+    pub a_probe: Msg,
+    /// A: asked for with `HEAD` only.
+    pub a_head: Msg,
+    /// A: read while DVV fails the message call.
+    pub a_failed: Msg,
+    /// A: read while DVV refuses the opening report for a while (late delivery).
+    pub a_late: Msg,
+    /// A: read while DVV records the opening and loses its answer.
+    pub a_lost: Msg,
     /// B: A's neighbour's message.
     pub b_normal: Msg,
+    /// The slow reader's large attachment.
+    pub slow_big: Msg,
+    /// The large attachment downloaded across a revocation.
+    pub revoked_big: Msg,
     /// When the fixture was made (RFC 3339), to scope the backend's recording.
     pub started_at: String,
 }
+
+/// Size of the large attachments: far more than the socket buffers and flow-control windows
+/// between the suite and the gateway, so a reader that stops really holds the stream.
+pub const BIG_ATTACHMENT: u64 = 96 * 1024 * 1024;
 
 /// The shared context of a run.
 pub struct Ctx {
@@ -93,7 +117,7 @@ impl Ctx {
             .unwrap_or(0);
         let admin = target.backend.admin_url.clone();
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let codes = fresh_codes(4)?;
+        let codes = fresh_codes(7)?;
         let mut citizens = Vec::new();
         for (i, code) in codes.into_iter().enumerate() {
             let consent_id = if i == 2 {
@@ -116,47 +140,65 @@ impl Ctx {
             };
             citizens.push(Citizen { code, consent_id });
         }
-        let [a, b, none, revoked]: [Citizen; 4] = citizens
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("four citizens"))?;
-        let deliver = |to: String, kind: &'static str, attachment: bool, tag: &'static str| {
-            let http = &http;
-            let admin = admin.clone();
-            let canary = format!("{suite_prefix}-{tag}");
-            async move {
-                let mut body = json!({
-                    "endUserId": to,
-                    "title": format!("Certification {tag} {canary}-title"),
-                    "body": format!("Body of {tag}: {canary}-body"),
-                    "messageServiceType": kind,
-                    "senderName": "Certification sender",
-                });
-                if attachment {
-                    body["attachments"] = json!([{
-                        "name": format!("{tag}.pdf"),
-                        "mediaType": "application/pdf",
-                        "size": 150_000
-                    }]);
+        let [a, b, none, revoked, revoked_quietly, revoked_downloading, slow]: [Citizen; 7] =
+            citizens
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("seven citizens"))?;
+        let deliver =
+            |to: String, kind: &'static str, attachment: Option<u64>, tag: &'static str| {
+                let http = &http;
+                let admin = admin.clone();
+                let canary = format!("{suite_prefix}-{tag}");
+                async move {
+                    let mut body = json!({
+                        "endUserId": to,
+                        "title": format!("Certification {tag} {canary}-title"),
+                        "body": format!("Body of {tag}: {canary}-body"),
+                        "messageServiceType": kind,
+                        "senderName": "Certification sender",
+                    });
+                    if let Some(size) = attachment {
+                        body["attachments"] = json!([{
+                            "name": format!("{tag}.pdf"),
+                            "mediaType": "application/pdf",
+                            "size": size
+                        }]);
+                    }
+                    let ans = http
+                        .admin(&format!("{admin}/admin/messages"), "POST", Some(body))
+                        .await?;
+                    anyhow::ensure!(ans.status == 201, "delivering a message: {}", ans.summary());
+                    let v = ans.json();
+                    Ok::<_, anyhow::Error>(Msg {
+                        id: v["messageId"].as_i64().context("messageId")?,
+                        attachment: v["attachmentIds"][0].as_i64(),
+                        canary,
+                    })
                 }
-                let ans = http
-                    .admin(&format!("{admin}/admin/messages"), "POST", Some(body))
-                    .await?;
-                anyhow::ensure!(ans.status == 201, "delivering a message: {}", ans.summary());
-                let v = ans.json();
-                Ok::<_, anyhow::Error>(Msg {
-                    id: v["messageId"].as_i64().context("messageId")?,
-                    attachment: v["attachmentIds"][0].as_i64(),
-                    canary,
-                })
-            }
-        };
-        let a_normal = deliver(a.code.clone(), "Normal", true, "normal").await?;
-        let a_verifiable = deliver(a.code.clone(), "Verifiable", true, "verifiable").await?;
-        let a_listed = deliver(a.code.clone(), "Normal", false, "listed").await?;
-        let a_crash = deliver(a.code.clone(), "Normal", false, "crash").await?;
-        let b_normal = deliver(b.code.clone(), "Normal", true, "neighbour").await?;
-        // The citizen to be revoked needs mail for a session to exist.
-        deliver(revoked.code.clone(), "Normal", false, "revoked").await?;
+            };
+        const SMALL: Option<u64> = Some(150_000);
+        let a_code = a.code.clone();
+        let a_normal = deliver(a_code.clone(), "Normal", SMALL, "normal").await?;
+        let a_verifiable = deliver(a_code.clone(), "Verifiable", SMALL, "verifiable").await?;
+        let a_listed = deliver(a_code.clone(), "Normal", None, "listed").await?;
+        let a_crash = deliver(a_code.clone(), "Normal", None, "crash").await?;
+        let a_probe = deliver(a_code.clone(), "Normal", SMALL, "probe").await?;
+        let a_head = deliver(a_code.clone(), "Normal", None, "head").await?;
+        let a_failed = deliver(a_code.clone(), "Normal", None, "failed").await?;
+        let a_late = deliver(a_code.clone(), "Normal", None, "late").await?;
+        let a_lost = deliver(a_code.clone(), "Normal", None, "lost").await?;
+        let b_normal = deliver(b.code.clone(), "Normal", SMALL, "neighbour").await?;
+        // The citizens to be revoked need mail for a session to exist.
+        deliver(revoked.code.clone(), "Normal", None, "revoked").await?;
+        deliver(revoked_quietly.code.clone(), "Normal", None, "quiet").await?;
+        let slow_big = deliver(slow.code.clone(), "Normal", Some(BIG_ATTACHMENT), "slow").await?;
+        let revoked_big = deliver(
+            revoked_downloading.code.clone(),
+            "Normal",
+            Some(BIG_ATTACHMENT),
+            "downloading",
+        )
+        .await?;
         Ok(Self {
             target,
             http,
@@ -167,11 +209,21 @@ impl Ctx {
                 b,
                 none,
                 revoked,
+                revoked_quietly,
+                revoked_downloading,
+                slow,
                 a_normal,
                 a_verifiable,
                 a_listed,
                 a_crash,
+                a_probe,
+                a_head,
+                a_failed,
+                a_late,
+                a_lost,
                 b_normal,
+                slow_big,
+                revoked_big,
                 started_at,
             },
             secrets: Mutex::new(Vec::new()),
@@ -256,13 +308,43 @@ impl Ctx {
             .unwrap_or(0))
     }
 
+    /// Waits until the gateway has read DVV's events feed twice since now, so every event up to
+    /// now (consents granted by the fixture, for instance) has reached it; `false` when it did
+    /// not within `limit`.
+    pub async fn feed_caught_up(&self, limit: std::time::Duration) -> anyhow::Result<bool> {
+        let seq = self.last_seq().await?;
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            let polls = self
+                .dvv_calls(seq)
+                .await?
+                .iter()
+                .filter(|c| c["path"] == "/v1/events" && c["status"] == 200)
+                .count();
+            if polls >= 2 {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(false)
+    }
+
     /// Every identity code the run used.
     pub fn codes(&self) -> Vec<String> {
         let fx = &self.fx;
-        let mut codes: Vec<String> = [&fx.a, &fx.b, &fx.none, &fx.revoked]
-            .iter()
-            .map(|c| c.code.clone())
-            .collect();
+        let mut codes: Vec<String> = [
+            &fx.a,
+            &fx.b,
+            &fx.none,
+            &fx.revoked,
+            &fx.revoked_quietly,
+            &fx.revoked_downloading,
+            &fx.slow,
+        ]
+        .iter()
+        .map(|c| c.code.clone())
+        .collect();
+        codes.extend(twins(&fx.a.code));
         if let Some(list) = self.target.backend.info["citizens"].as_array() {
             codes.extend(
                 list.iter()
@@ -278,6 +360,61 @@ impl Ctx {
         v.extend(self.target.backend.canary_prefix.clone());
         v
     }
+}
+
+/// The century-sign twins of a 1900s code: the same characters under every other 1900s sign.
+/// Since 2023 each is a different person (the check character does not depend on the sign).
+pub fn twins(code: &str) -> Vec<String> {
+    const SIGNS_1900S: [char; 6] = ['-', 'Y', 'X', 'W', 'V', 'U'];
+    let chars: Vec<char> = code.chars().collect();
+    if chars.len() != 11 || !SIGNS_1900S.contains(&chars[6]) {
+        return Vec::new();
+    }
+    SIGNS_1900S
+        .iter()
+        .filter(|s| **s != chars[6])
+        .map(|s| {
+            let mut c = chars.clone();
+            c[6] = *s;
+            c.into_iter().collect()
+        })
+        .collect()
+}
+
+/// Calls on a consent's resources that are not the delivery of an opening report: what a
+/// refused request must never cause at DVV. `consent_id` narrows them to one consent.
+pub fn consent_calls(calls: &[Value], consent_id: Option<&str>) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            let path = c["path"].as_str().unwrap_or("");
+            path.starts_with("/v1/consents")
+                && !(c["method"] == "POST" && path.ends_with("/openings"))
+                && consent_id.is_none_or(|id| path.contains(&format!("/consents/{id}/")))
+        })
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["method"].as_str().unwrap_or(""),
+                redact_consent(c["path"].as_str().unwrap_or(""))
+            )
+        })
+        .collect()
+}
+
+/// A DVV path with its consent id replaced, for evidence.
+pub fn redact_consent(path: &str) -> String {
+    path.split('/')
+        .enumerate()
+        .map(|(i, p)| {
+            if i == 3 && p != "lookup" {
+                "{consentId}"
+            } else {
+                p
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Accepts a bare JSON array or an object holding one under `key`.

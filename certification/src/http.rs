@@ -1,8 +1,9 @@
 //! The suite's one HTTP client: HTTPS to the gateway (trusting only the CA given), plain HTTP to
 //! admin listeners, every call with a timeout.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 /// Longest time any one call may take, body included.
@@ -57,25 +58,74 @@ impl Answer {
     }
 }
 
-/// The client, counting the calls made to the gateway's operator API.
+/// A client certificate the suite presents to the operator listener.
+#[derive(Clone, Debug)]
+pub struct ClientCert {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// One answer of the operator API as the suite saw it, kept for the checks that judge every
+/// answer of the run (`no-store`, the error shape).
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path with the query.
+    pub path: String,
+    /// Status.
+    pub status: u16,
+    /// `Cache-Control` as sent.
+    pub cache_control: Option<String>,
+    /// For errors: whether the body is a JSON object with a string `reason`.
+    pub reason: Option<String>,
+}
+
+/// The client, counting the calls made to the gateway's operator API and keeping their answers.
 pub struct Http {
     client: Inner,
     gateway_calls: AtomicUsize,
+    seen: Mutex<Vec<Seen>>,
+    /// The CA the client trusts.
+    pub ca: PathBuf,
+    /// The client certificate it presents, if any.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A rustls client configuration trusting only `ca`, presenting `client` when given.
+pub fn tls_config(ca: &Path, client: Option<&ClientCert>) -> anyhow::Result<rustls::ClientConfig> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots.add(cert.context("a CA certificate")?)?;
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    Ok(match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let certs = CertificateDer::pem_file_iter(&c.cert)
+                .with_context(|| format!("reading {}", c.cert.display()))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_file(&c.key)
+                .with_context(|| format!("reading {}", c.key.display()))?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+    })
 }
 
 impl Http {
     /// A client whose only trust anchor is the PEM file `ca`.
     pub fn new(ca: &Path) -> anyhow::Result<Self> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca)
-            .with_context(|| format!("reading {}", ca.display()))?
-        {
-            roots.add(cert.context("a CA certificate")?)?;
-        }
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        Self::with_client_cert(ca, None)
+    }
+
+    /// A client trusting `ca` that presents `client` to servers asking for a certificate.
+    pub fn with_client_cert(ca: &Path, client: Option<ClientCert>) -> anyhow::Result<Self> {
+        let tls = tls_config(ca, client.as_ref())?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -84,10 +134,19 @@ impl Http {
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             gateway_calls: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
+            ca: ca.to_owned(),
+            client_cert: client,
         })
     }
 
-    /// Calls made so far through [`Http::gateway`].
+    /// Every operator-API answer seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Calls made so far through [`Http::gateway`] that were answered, `HEAD` left out (refused
+    /// before any access, so not an access an audit trail must show).
     pub fn gateway_calls(&self) -> usize {
         self.gateway_calls.load(Ordering::Relaxed)
     }
@@ -100,13 +159,32 @@ impl Http {
         path: &str,
         token: Option<&str>,
     ) -> anyhow::Result<Answer> {
-        self.gateway_calls.fetch_add(1, Ordering::Relaxed);
         let mut headers = Vec::new();
         if let Some(t) = token {
             headers.push(("authorization".to_owned(), format!("Bearer {t}")));
         }
-        self.request(method, &format!("{base}{path}"), &headers, None)
-            .await
+        let answer = self
+            .request(method, &format!("{base}{path}"), &headers, None)
+            .await?;
+        if method != "HEAD" {
+            self.gateway_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        let reason = (answer.status >= 400).then(|| {
+            answer.json()["reason"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_default()
+        });
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(Seen {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                status: answer.status,
+                cache_control: answer.header("cache-control").map(str::to_owned),
+                reason,
+            });
+        }
+        Ok(answer)
     }
 
     /// Any call; JSON body when given.

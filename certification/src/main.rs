@@ -1,6 +1,7 @@
 //! `ikkuna-certify`: certify an Ikkuna deployment and write `report.json` and `report.html`.
 //!
-//! Exit status: 0 certified, 1 a mandatory requirement failed, 2 the run itself could not start.
+//! Exit status: 0 certified (or a partial run without a mandatory failure), 1 not certified (a
+//! mandatory requirement failed or is unproven), 2 the run itself could not start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,25 +31,49 @@ enum Command {
         /// Mode 1: extra environment overrides for the gateway, KEY=VALUE (repeatable).
         #[arg(long = "gateway-env", value_parser = parse_env)]
         gateway_env: Vec<(String, String)>,
-        /// Mode 2: the running gateway's operator API (https://HOST:PORT).
-        #[arg(long, requires_all = ["data_dir", "backend_dir"])]
+        /// Mode 1: leave one of the suite's launch settings out (an `IKKUNA_…` name, repeatable),
+        /// for a gateway that does not know it; its cases then measure the documented default.
+        #[arg(long = "omit-env")]
+        omit_env: Vec<String>,
+        /// Mode 2: the running gateway's operator API (https://HOST:PORT; default: `gatewayUrl`
+        /// of the backend's sandbox.json).
+        #[arg(long, requires = "backend_dir")]
         gateway_url: Option<String>,
-        /// Mode 2: its admin listener (http://HOST:PORT).
+        /// Mode 2: its admin listener (http://HOST:PORT; default: `gatewayAdminUrl` of
+        /// sandbox.json).
         #[arg(long)]
         admin_url: Option<String>,
-        /// Mode 2: its data directory.
+        /// Mode 2: its data directory (default: `[store] data_dir` of --gateway-config).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Mode 2: the deployment runs under a supervisor that restarts it (systemd, Kubernetes,
+        /// a shell loop): the suite may SIGKILL the process it finds listening on the operator
+        /// port (openings across a crash) and start a second instance of the same binary with
+        /// the same configuration against a foreign DVV (TLS-2).
+        #[arg(long)]
+        supervised: bool,
         /// Mode 2: its log file.
         #[arg(long)]
         log_file: Option<PathBuf>,
         /// Its audit file (both modes; default: auditLog from the backend's sandbox.json).
         #[arg(long)]
         audit_file: Option<PathBuf>,
-        /// Mode 2: the gateway's configuration file, read (never changed) for its `[audit]` file
-        /// and pseudonym key when --audit-file / --audit-key are not given.
+        /// Mode 2: the gateway's configuration file, read (never changed): the values the cases
+        /// measure against (deadlines, assertion lifetime, levels, client CA, webhooks), its
+        /// `[audit]` file and pseudonym key, and the configuration named on the report.
         #[arg(long)]
         gateway_config: Option<PathBuf>,
+        /// Mode 2: the client certificate (PEM) to present when the operator listener requires one.
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<PathBuf>,
+        /// Mode 2: its key (PEM).
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<PathBuf>,
+        /// Mode 2: the address (HOST:PORT) the deployment's webhook endpoint points at; the suite
+        /// receives its webhooks there (with the backend's gateway certificate and the
+        /// configuration's webhook secret).
+        #[arg(long)]
+        webhook_listen: Option<String>,
         /// Mode 2: the audit trail's pseudonym key file, to reconstruct one citizen's accesses.
         #[arg(long)]
         audit_key: Option<PathBuf>,
@@ -81,13 +106,18 @@ fn main() -> ExitCode {
         report_dir,
         gateway_bin,
         gateway_env,
+        omit_env,
         gateway_url,
         admin_url,
         data_dir,
+        supervised,
         log_file,
         audit_file,
         audit_key,
         gateway_config,
+        client_cert,
+        client_key,
+        webhook_listen,
         backend_dir,
         gateway_ca,
         revocation_bound_secs,
@@ -120,13 +150,30 @@ fn main() -> ExitCode {
                 work_dir,
                 env: gateway_env,
                 audit_file,
+                omit_env,
             })
             .await?;
             certify(target, http, "launched", &opts).await?
         } else {
-            let (Some(url), Some(data_dir), Some(backend_dir)) = (gateway_url, data_dir, backend_dir)
-            else {
-                anyhow::bail!("give --gateway-bin (mode 1) or --gateway-url, --data-dir and --backend-dir (mode 2)");
+            let Some(backend_dir) = backend_dir else {
+                anyhow::bail!(
+                    "give --gateway-bin (mode 1) or --backend-dir and the deployment (mode 2)"
+                );
+            };
+            let info = ikkuna_certify::target::Backend::open(&backend_dir)?.info;
+            let from_info = |key: &str| info[key].as_str().map(str::to_owned);
+            let Some(url) = gateway_url.or_else(|| from_info("gatewayUrl")) else {
+                anyhow::bail!("mode 2 needs --gateway-url (sandbox.json has no gatewayUrl)");
+            };
+            let admin_url = admin_url.or_else(|| from_info("gatewayAdminUrl"));
+            let data_dir = data_dir.or_else(|| {
+                gateway_config
+                    .as_deref()
+                    .and_then(|c| ikkuna_certify::target::read_gateway_config(c).ok())
+                    .map(|(_, d)| d)
+            });
+            let Some(data_dir) = data_dir else {
+                anyhow::bail!("mode 2 needs --data-dir or --gateway-config");
             };
             let (config_audit, config_key) = gateway_config
                 .as_deref()
@@ -134,6 +181,9 @@ fn main() -> ExitCode {
                 .unwrap_or((None, None));
             let audit_file = audit_file.or(config_audit);
             let audit_key = audit_key.or(config_key);
+            let client_cert = client_cert
+                .zip(client_key)
+                .map(|(cert, key)| ikkuna_certify::http::ClientCert { cert, key });
             let (target, http) = attach(Attach {
                 gateway_url: url,
                 admin_url,
@@ -145,7 +195,12 @@ fn main() -> ExitCode {
                 gateway_ca,
                 revocation_bound: Duration::from_secs(revocation_bound_secs),
                 work_dir,
-            })?;
+                gateway_config,
+                client_cert,
+                webhook_listen,
+                supervised,
+            })
+            .await?;
             certify(target, http, "attached", &opts).await?
         };
         report.write(&report_dir)?;
@@ -165,10 +220,13 @@ fn main() -> ExitCode {
                 s.gaps,
                 report_dir.join("report.html").display()
             );
-            if report.certified() {
+            if report.exit_ok() {
                 ExitCode::SUCCESS
             } else {
                 println!("mandatory failures: {}", s.mandatory_failures.join(", "));
+                if !s.mandatory_unproven.is_empty() {
+                    println!("not proven: {}", s.mandatory_unproven.join(", "));
+                }
                 ExitCode::from(1)
             }
         }

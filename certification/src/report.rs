@@ -79,6 +79,10 @@ pub struct Report {
     pub mode: String,
     /// The operator API certified.
     pub gateway_url: String,
+    /// What was certified: binary, version, commit, SHA-256, configuration (secrets removed).
+    pub subject: crate::subject::Subject,
+    /// Cases the suite has.
+    pub cases: usize,
     /// When the run started and ended (RFC 3339).
     pub started_at: String,
     /// See `started_at`.
@@ -117,10 +121,12 @@ pub fn summarise(reqs: &[RequirementResult], partial: bool) -> Summary {
         .filter(|r| r.requirement.mandatory && r.verdict.blocks() && !r.expected_failure)
         .map(|r| r.requirement.id.clone())
         .collect::<Vec<_>>();
+    // A gap is never hidden under a certification, mandatory or not.
     let mandatory_unproven = reqs
         .iter()
         .filter(|r| {
-            r.requirement.mandatory && matches!(r.verdict, Verdict::NotChecked | Verdict::Gap)
+            (r.requirement.mandatory && r.verdict == Verdict::NotChecked)
+                || r.verdict == Verdict::Gap
         })
         .map(|r| r.requirement.id.clone())
         .collect::<Vec<_>>();
@@ -130,7 +136,7 @@ pub fn summarise(reqs: &[RequirementResult], partial: bool) -> Summary {
         "PARTIAL RUN: NO MANDATORY FAILURE (not a certification)".to_owned()
     } else if !mandatory_unproven.is_empty() {
         format!(
-            "NO MANDATORY FAILURE, BUT {} MANDATORY REQUIREMENT(S) NOT CHECKED (not a certification)",
+            "NO MANDATORY FAILURE, BUT {} REQUIREMENT(S) NOT PROVEN (not a certification)",
             mandatory_unproven.len()
         )
     } else {
@@ -161,10 +167,21 @@ pub fn summarise(reqs: &[RequirementResult], partial: bool) -> Summary {
 }
 
 impl Report {
-    /// Whether no mandatory requirement failed (the exit status). Certification proper also needs
-    /// every mandatory requirement proven: see `summary.decision`.
-    pub fn certified(&self) -> bool {
+    /// Whether no mandatory requirement failed. Certification proper also needs every mandatory
+    /// requirement proven and no gap: see [`Report::certified`].
+    pub fn no_mandatory_failure(&self) -> bool {
         self.summary.mandatory_failures.is_empty()
+    }
+
+    /// Whether the decision is CERTIFIED (a full run, every mandatory requirement proven, no gap).
+    pub fn certified(&self) -> bool {
+        self.summary.decision == "CERTIFIED"
+    }
+
+    /// The exit status: 0 certified, or a partial run with no mandatory failure; 1 otherwise.
+    pub fn exit_ok(&self) -> bool {
+        self.certified()
+            || (self.no_mandatory_failure() && self.summary.decision.starts_with("PARTIAL"))
     }
 
     /// The verdict of a requirement.
@@ -200,17 +217,39 @@ impl Report {
             },
             esc(&s.decision)
         ));
+        let sub = &self.subject;
         h.push_str(&format!(
-            "<table class=\"meta\"><tr><th>Gateway</th><td>{}</td></tr><tr><th>Mode</th><td>{}</td></tr>\
-             <tr><th>Started</th><td>{}</td></tr><tr><th>Duration</th><td>{:.1} s</td></tr>\
-             <tr><th>Suite</th><td>{} {}</td></tr></table>\n",
+            "<table class=\"meta\"><tr><th>Gateway</th><td>{}</td></tr>\
+             <tr><th>Binary</th><td>{}</td></tr><tr><th>Version</th><td>{}</td></tr>\
+             <tr><th>Commit</th><td>{}</td></tr><tr><th>SHA-256</th><td><code>{}</code></td></tr>\
+             <tr><th>Mode</th><td>{}</td></tr>\
+             <tr><th>Started</th><td>{}</td></tr><tr><th>Finished</th><td>{}</td></tr>\
+             <tr><th>Duration</th><td>{:.1} s</td></tr>\
+             <tr><th>Suite</th><td>{} {} ({} cases)</td></tr>\
+             <tr><th>Configuration</th><td>{}</td></tr></table>\n",
             esc(&self.gateway_url),
+            esc(&sub.binary),
+            esc(&sub.version),
+            esc(&sub.commit),
+            esc(&sub.sha256),
             esc(&self.mode),
             esc(&self.started_at),
+            esc(&self.finished_at),
             self.duration_ms as f64 / 1000.0,
             esc(&self.suite),
-            esc(&self.version)
+            esc(&self.version),
+            self.cases,
+            esc(&sub.configuration_file),
         ));
+        if !sub.configuration.is_empty() || !sub.overrides.is_empty() {
+            h.push_str("<details><summary>Configuration checked (secrets removed)</summary><pre>");
+            h.push_str(&esc(&sub.configuration));
+            if !sub.overrides.is_empty() {
+                h.push_str("\n\n# overrides\n");
+                h.push_str(&esc(&sub.overrides.join("\n")));
+            }
+            h.push_str("</pre></details>\n");
+        }
         h.push_str(&format!(
             "<p class=\"counts\">{} requirements: {} pass, {} fail, {} error, {} not applicable, \
              {} not checked, {} gaps.</p>\n",

@@ -32,6 +32,34 @@ pub fn scan(root: &Path, needles: &[(String, String)]) -> (usize, Vec<Finding>) 
     (files.len(), findings)
 }
 
+/// The needle and the forms an implementation might store it in: hex (both cases) and base64
+/// (standard and URL-safe) at each of the three alignments. Each form is the part of the
+/// encoding that depends only on the needle, so it is found wherever the needle sat in the
+/// encoded data.
+pub fn encoded_forms(needle: &str) -> Vec<(String, String)> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine;
+    let bytes = needle.as_bytes();
+    let mut out = vec![
+        ("hex".to_owned(), hex::encode(bytes)),
+        ("hex".to_owned(), hex::encode_upper(bytes)),
+    ];
+    for (name, engine) in [("base64", &STANDARD), ("base64url", &URL_SAFE)] {
+        for pad in 0..3usize {
+            let mut data = vec![0u8; pad];
+            data.extend_from_slice(bytes);
+            let text = engine.encode(&data);
+            // Characters covering only the padding, or the needle's ragged end, are dropped.
+            let skip = if pad > 0 { 4 } else { 0 };
+            let full = (data.len() / 3) * 4;
+            if full > skip + 8 {
+                out.push((name.to_owned(), text[skip..full].to_owned()));
+            }
+        }
+    }
+    out
+}
+
 /// Labels of the needles found in one byte string.
 pub fn scan_bytes(bytes: &[u8], needles: &[(String, String)]) -> Vec<String> {
     needles
@@ -56,7 +84,9 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn scan_file(path: &Path, needles: &[(String, String)]) -> Vec<String> {
+/// Labels of the needles found in one file, following a symbolic link (such as
+/// `/proc/PID/fd/N`, which opens the file the descriptor refers to, unlinked or not).
+pub fn scan_file(path: &Path, needles: &[(String, String)]) -> Vec<String> {
     let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
     };
@@ -97,5 +127,26 @@ mod tests {
         assert_eq!(files, 1);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].label, "a token");
+    }
+
+    #[test]
+    fn encoded_forms_are_found_at_every_alignment() {
+        use base64::Engine;
+        let needle = "CERTCANARYabcdef-normal-body";
+        let forms = encoded_forms(needle);
+        for prefix in ["", "x", "xy", "xyz"] {
+            let data = format!("{prefix}Body of normal: {needle} and more");
+            for encoded in [
+                base64::engine::general_purpose::STANDARD.encode(&data),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&data),
+                hex::encode(&data),
+            ] {
+                assert!(
+                    !scan_bytes(encoded.as_bytes(), &forms).is_empty(),
+                    "{prefix:?}: {encoded}"
+                );
+            }
+        }
+        assert!(scan_bytes(b"nothing here", &forms).is_empty());
     }
 }

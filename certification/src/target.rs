@@ -89,6 +89,11 @@ impl GatewayProcess {
         }
     }
 
+    /// The process id of the running gateway, if started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
     /// Whether a started process is still running.
     pub fn running(&mut self) -> bool {
         self.child
@@ -167,6 +172,127 @@ impl Backend {
     }
 }
 
+/// What the suite knows of the deployment's configuration: the values its cases measure
+/// against. Mode 1 sets them; mode 2 reads them from the configuration file given (or assumes the
+/// documented defaults, and says so in the report).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The configured consent revocation bound.
+    pub revocation_bound: Duration,
+    /// Longest accepted assertion lifetime (`exp` minus `iat`/`nbf`).
+    pub max_lifetime_secs: i64,
+    /// Clock leeway allowed on assertion times.
+    pub leeway_secs: i64,
+    /// The assurance levels the deployment accepts.
+    pub accepted_acr: Vec<String>,
+    /// Deadline from accept to a complete request head (every protocol).
+    pub header_read_timeout: Duration,
+    /// Deadline for the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// A response body the client does not read for this long is cut.
+    pub write_idle_timeout: Duration,
+    /// The admin listener's connection cap.
+    pub admin_max_connections: usize,
+    /// Whether the operator listener requires a client certificate.
+    pub client_cert_required: bool,
+    /// Where each value came from, for the report.
+    pub provenance: Vec<String>,
+}
+
+/// The four strong identification levels (substantial and high, Finnish and eIDAS names).
+pub const STRONG_LEVELS: [&str; 4] = [
+    "http://ftn.ficora.fi/2017/loa2",
+    "http://ftn.ficora.fi/2017/loa3",
+    "http://eidas.europa.eu/LoA/substantial",
+    "http://eidas.europa.eu/LoA/high",
+];
+
+impl Settings {
+    /// The documented defaults of the configuration template.
+    pub fn defaults(revocation_bound: Duration) -> Self {
+        Self {
+            revocation_bound,
+            max_lifetime_secs: 600,
+            leeway_secs: 30,
+            accepted_acr: STRONG_LEVELS.iter().map(|s| (*s).to_owned()).collect(),
+            header_read_timeout: Duration::from_millis(10_000),
+            tls_handshake_timeout: Duration::from_millis(10_000),
+            write_idle_timeout: Duration::from_millis(30_000),
+            admin_max_connections: 64,
+            client_cert_required: false,
+            provenance: Vec::new(),
+        }
+    }
+
+    /// Overrides from a gateway configuration file and `IKKUNA_<SECTION>_<KEY>` values.
+    pub fn read(mut self, config: Option<&Path>, env: &[(String, String)]) -> Self {
+        let table = config
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .unwrap_or_default();
+        let lookup = |section: &str, key: &str| -> Option<toml::Value> {
+            let var = format!("IKKUNA_{}_{}", section, key).to_uppercase();
+            if let Some((_, v)) = env.iter().find(|(k, _)| *k == var) {
+                return Some(
+                    v.parse::<i64>()
+                        .map(toml::Value::Integer)
+                        .unwrap_or_else(|_| toml::Value::String(v.clone())),
+                );
+            }
+            table.get(section).and_then(|s| s.get(key)).cloned()
+        };
+        let mut notes: Vec<String> = Vec::new();
+        let mut note = |what: &str, v: &dyn std::fmt::Display| {
+            notes.push(format!("{what} = {v} (from the configuration checked)"));
+        };
+        let int = |section: &str, key: &str| lookup(section, key).and_then(|v| v.as_integer());
+        let s = &mut self;
+        if let Some(v) = int("assertions", "max_lifetime_secs") {
+            s.max_lifetime_secs = v;
+            note("assertions.max_lifetime_secs", &v);
+        }
+        if let Some(v) = int("assertions", "leeway_secs") {
+            s.leeway_secs = v;
+            note("assertions.leeway_secs", &v);
+        }
+        if let Some(list) = lookup("assertions", "accepted_acr").and_then(|v| v.as_array().cloned())
+        {
+            s.accepted_acr = list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            note("assertions.accepted_acr", &s.accepted_acr.join(", "));
+        }
+        let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+        if let Some(v) = int("server", "header_read_timeout_ms") {
+            s.header_read_timeout = ms(v);
+            note("server.header_read_timeout_ms", &v);
+        }
+        if let Some(v) = int("server", "tls_handshake_timeout_ms") {
+            s.tls_handshake_timeout = ms(v);
+            note("server.tls_handshake_timeout_ms", &v);
+        }
+        if let Some(v) = int("server", "write_idle_timeout_ms") {
+            s.write_idle_timeout = ms(v);
+            note("server.write_idle_timeout_ms", &v);
+        }
+        if let Some(v) = int("admin", "max_connections") {
+            s.admin_max_connections = v.max(1) as usize;
+            note("admin.max_connections", &v);
+        }
+        if let Some(v) = int("consent", "revocation_bound_secs") {
+            s.revocation_bound = Duration::from_secs(v.max(0) as u64);
+            note("consent.revocation_bound_secs", &v);
+        }
+        if lookup("server", "client_ca").is_some() {
+            s.client_cert_required = true;
+            note("server.client_ca", &"set");
+        }
+        self.provenance.extend(notes);
+        self
+    }
+}
+
 /// Everything the suite knows about the deployment under test.
 pub struct Target {
     /// The operator API, e.g. `https://127.0.0.1:8443`.
@@ -183,12 +309,81 @@ pub struct Target {
     pub audit_key: Option<PathBuf>,
     /// The configured consent revocation bound.
     pub revocation_bound: Duration,
+    /// The configuration values the cases measure against.
+    pub settings: Settings,
+    /// The webhook receiver the gateway delivers to, when the suite runs one.
+    pub webhooks: Option<crate::webhooks::Receiver>,
     /// The gateway process, when the suite started it (mode 1).
     pub process: tokio::sync::Mutex<Option<GatewayProcess>>,
+    /// Mode 2 under a supervisor: what the suite may kill and start again.
+    pub supervised: Option<Supervised>,
     /// A scratch directory for the suite's own files.
     pub work_dir: PathBuf,
     /// The conformance backend.
     pub backend: Backend,
+    /// What is certified: binary, version, commit, digest, configuration (secrets removed).
+    pub subject: crate::subject::Subject,
+}
+
+/// A deployment restarted by its supervisor (mode 2 with `--supervised`).
+#[derive(Clone, Debug)]
+pub struct Supervised {
+    /// The running binary (from `/proc/PID/exe`).
+    pub bin: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+}
+
+impl Target {
+    /// SIGKILLs the supervised gateway and waits until the process is gone.
+    pub async fn kill_supervised(&self) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .await
+            .context("the gateway's process is not visible")?;
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -KILL {pid} failed");
+        let gone = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            anyhow::ensure!(
+                gone.elapsed() < Duration::from_secs(10),
+                "process {pid} did not die"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until the (restarted) gateway's `/readyz` answers 200.
+    pub async fn wait_ready(&self, http: &Http) -> anyhow::Result<()> {
+        let admin = self
+            .admin_url
+            .clone()
+            .context("an admin listener is needed to see the restart")?;
+        wait_until(
+            http,
+            &format!("{admin}/readyz"),
+            Duration::from_secs(60),
+            &mut None,
+        )
+        .await
+    }
+
+    /// The gateway's process id: the one the suite started, else the process listening on the
+    /// operator API's port (found through `/proc`), when visible.
+    pub async fn pid(&self) -> Option<u32> {
+        if let Some(p) = self.process.lock().await.as_ref() {
+            return p.pid();
+        }
+        let port = self
+            .gateway_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())?;
+        crate::procfs::listener_pid(port)
+    }
 }
 
 /// Reads `[audit] file` and `[audit] pseudonym_key_file` of a gateway configuration, resolved
@@ -226,4 +421,43 @@ pub fn read_gateway_config(config: &Path) -> anyhow::Result<(String, PathBuf)> {
         .and_then(|v| v.as_str())
         .context("gateway config has no store.data_dir")?;
     Ok((format!("http://{admin}"), PathBuf::from(data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_configuration_and_the_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ikkuna.toml");
+        std::fs::write(
+            &config,
+            "[server]\nheader_read_timeout_ms = 1500\nclient_ca = \"/ca.pem\"\n\
+             [assertions]\nmax_lifetime_secs = 300\naccepted_acr = [\"http://ftn.ficora.fi/2017/loa3\"]\n\
+             [admin]\nmax_connections = 4\n[consent]\nrevocation_bound_secs = 7\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "IKKUNA_SERVER_WRITE_IDLE_TIMEOUT_MS".to_owned(),
+            "2500".to_owned(),
+        )];
+        let s = Settings::defaults(Duration::from_secs(30)).read(Some(&config), &env);
+        assert_eq!(s.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(s.write_idle_timeout, Duration::from_millis(2500));
+        assert_eq!(s.max_lifetime_secs, 300);
+        assert_eq!(s.accepted_acr, vec!["http://ftn.ficora.fi/2017/loa3"]);
+        assert_eq!(s.admin_max_connections, 4);
+        assert_eq!(s.revocation_bound, Duration::from_secs(7));
+        assert!(s.client_cert_required);
+        assert_eq!(s.provenance.len(), 7);
+        // Without a configuration: the documented defaults.
+        let d = Settings::defaults(Duration::from_secs(30)).read(None, &[]);
+        assert_eq!(d.max_lifetime_secs, 600);
+        assert_eq!(d.header_read_timeout, Duration::from_millis(10_000));
+        assert_eq!(d.write_idle_timeout, Duration::from_millis(30_000));
+        assert_eq!(d.admin_max_connections, 64);
+        assert!(!d.client_cert_required);
+        assert_eq!(d.accepted_acr.len(), 4);
+    }
 }

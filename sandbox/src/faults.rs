@@ -1,5 +1,7 @@
 //! Fault injection for the DVV listener: for a period, added latency and a share of requests
-//! answered 503, dropped without an answer, or answered with a body that stalls mid-stream.
+//! answered 503, dropped without an answer, answered with a body that stalls mid-stream, or
+//! carried out and then dropped before the answer leaves (DVV recorded it, the caller never
+//! learns so); and revocations withheld from the events feed.
 //!
 //! The gateway's resilience (retries, timeouts, the openings outbox) is tested against these.
 
@@ -28,20 +30,44 @@ pub struct FaultPlan {
     pub drop_rate: f64,
     /// Share of affected requests whose body stops half-way and hangs.
     pub stall_rate: f64,
+    /// Share of affected requests carried out in full (an opening recorded, a receipt
+    /// confirmed) whose connection is then closed before the answer is sent.
+    pub lose_answer_rate: f64,
+    /// While the plan lasts, `Consent revoked` events are left out of the events feed for good
+    /// (as if DVV never published them), so a gateway must find revocations another way.
+    pub withhold_revocations: bool,
     /// Path prefixes affected; empty means every `/v1/` path except `/v1/token`.
     pub paths: Vec<String>,
+    /// Methods affected (upper case); empty means every method.
+    pub methods: Vec<String>,
     #[serde(skip)]
     until: Option<Instant>,
 }
 
 impl FaultPlan {
     /// A plan starting now.
+    #[cfg(test)]
     pub fn new(
         duration: Duration,
         latency: Duration,
         error_rate: f64,
         drop_rate: f64,
         stall_rate: f64,
+        paths: Vec<String>,
+    ) -> Self {
+        Self::with_lost_answers(
+            duration, latency, error_rate, drop_rate, stall_rate, 0.0, paths,
+        )
+    }
+
+    /// A plan starting now, with a share of answers lost after the request was carried out.
+    pub fn with_lost_answers(
+        duration: Duration,
+        latency: Duration,
+        error_rate: f64,
+        drop_rate: f64,
+        stall_rate: f64,
+        lose_answer_rate: f64,
         paths: Vec<String>,
     ) -> Self {
         let expires_at =
@@ -53,12 +79,18 @@ impl FaultPlan {
             error_rate,
             drop_rate,
             stall_rate,
+            lose_answer_rate,
+            withhold_revocations: false,
             paths,
+            methods: Vec::new(),
             until: Instant::now().checked_add(duration),
         }
     }
 
-    fn applies_to(&self, path: &str) -> bool {
+    fn applies_to(&self, method: &str, path: &str) -> bool {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == method) {
+            return false;
+        }
         if self.paths.is_empty() {
             path.starts_with("/v1/") && path != "/v1/token"
         } else {
@@ -78,6 +110,8 @@ pub enum FaultAction {
     Drop,
     /// Serve, but let the body stall.
     Stall,
+    /// Carry the request out, then close the connection without the answer.
+    LoseAnswer,
 }
 
 impl FaultAction {
@@ -88,6 +122,7 @@ impl FaultAction {
             FaultAction::Error => Some("error"),
             FaultAction::Drop => Some("drop"),
             FaultAction::Stall => Some("stall"),
+            FaultAction::LoseAnswer => Some("lose-answer"),
         }
     }
 }
@@ -127,10 +162,16 @@ impl Faults {
         plan.clone()
     }
 
-    /// Decides the fate of a request to `path`; `None` when no plan affects it.
+    /// Decides the fate of a `GET` to `path`; `None` when no plan affects it.
+    #[cfg(test)]
     pub fn decide(&self, path: &str) -> Option<FaultDecision> {
+        self.decide_for("GET", path)
+    }
+
+    /// Decides the fate of a `method` request to `path`; `None` when no plan affects it.
+    pub fn decide_for(&self, method: &str, path: &str) -> Option<FaultDecision> {
         let plan = self.current()?;
-        if !plan.applies_to(path) {
+        if !plan.applies_to(method, path) {
             return None;
         }
         // One roll partitioned by the shares, so each share is exactly what was asked for.
@@ -141,6 +182,9 @@ impl Faults {
             FaultAction::Error
         } else if roll < plan.drop_rate + plan.error_rate + plan.stall_rate {
             FaultAction::Stall
+        } else if roll < plan.drop_rate + plan.error_rate + plan.stall_rate + plan.lose_answer_rate
+        {
+            FaultAction::LoseAnswer
         } else {
             FaultAction::Serve
         };
@@ -148,6 +192,11 @@ impl Faults {
             latency: Duration::from_millis(plan.latency_ms),
             action,
         })
+    }
+
+    /// Whether a plan in force withholds revocations from the events feed.
+    pub fn withholds_revocations(&self) -> bool {
+        self.current().is_some_and(|p| p.withhold_revocations)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<FaultPlan>> {
@@ -181,6 +230,46 @@ mod tests {
         );
         faults.clear();
         assert!(faults.decide("/v1/events").is_none());
+    }
+
+    #[test]
+    fn lost_answers_and_withheld_revocations_are_part_of_a_plan() {
+        let faults = Faults::default();
+        assert!(!faults.withholds_revocations());
+        let mut plan = FaultPlan::with_lost_answers(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            vec!["/v1/consents/".into()],
+        );
+        plan.withhold_revocations = true;
+        faults.set(plan);
+        assert_eq!(
+            faults
+                .decide_for("POST", "/v1/consents/c/messages/1/openings")
+                .map(|d| d.action),
+            Some(FaultAction::LoseAnswer)
+        );
+        assert!(faults.withholds_revocations());
+        faults.clear();
+        assert!(!faults.withholds_revocations());
+        let mut only_get = FaultPlan::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            1.0,
+            0.0,
+            0.0,
+            vec![],
+        );
+        only_get.methods = vec!["GET".into()];
+        faults.set(only_get);
+        assert!(faults.decide_for("GET", "/v1/events").is_some());
+        assert!(faults
+            .decide_for("POST", "/v1/consents/c/messages/1/openings")
+            .is_none());
     }
 
     #[test]

@@ -169,6 +169,8 @@ impl GatewayConfig<'_> {
              issuer = {issuer}\n\
              audience = {audience}\n\
              jwks_file = {jwks}\n\
+             # Ten minutes, the documented maximum (the certification suite measures against it).\n\
+             max_lifetime_secs = 600\n\
              \n\
              [store]\n\
              data_dir = {store}\n\

@@ -475,3 +475,69 @@ async fn citizen_assertions_verify_against_the_jwks() {
     let exp = data.claims["exp"].as_u64().unwrap();
     assert!(exp <= jsonwebtoken::get_current_timestamp() + 121);
 }
+
+#[tokio::test]
+async fn faults_withhold_revocations_from_the_feed_and_lose_answers() {
+    let h = start_sandbox().await;
+    let a = h.provider(0);
+    let t = a.token().await;
+    let events = |v: &serde_json::Value| -> Vec<String> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["eventType"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Read the feed to its end, then withhold revocations and revoke.
+    let page = a.get("/v1/events", &t).await.expect(200).json();
+    let token = page["continuationToken"].as_str().unwrap().to_owned();
+    h.admin
+        .post(
+            "/admin/faults",
+            json!({"durationMs": 60000, "withholdRevocations": true, "paths": ["/v1/events"]}),
+        )
+        .await
+        .expect(200);
+    h.admin
+        .post("/admin/consents/revoke", json!({"endUserId": AINO}))
+        .await
+        .expect(200);
+    let page = a
+        .get(&format!("/v1/events?continuationToken={token}"), &t)
+        .await
+        .expect(200)
+        .json();
+    assert!(
+        !events(&page).iter().any(|e| e == "Consent revoked"),
+        "withheld: {:?}",
+        events(&page)
+    );
+    // The position moved past it: the revocation is lost for good, even after the plan ends.
+    h.admin
+        .send(Method::DELETE, "/admin/faults", None)
+        .await
+        .expect(200);
+    let later = page["continuationToken"].as_str().unwrap().to_owned();
+    let page = a
+        .get(&format!("/v1/events?continuationToken={later}"), &t)
+        .await
+        .expect(200)
+        .json();
+    assert!(!events(&page).iter().any(|e| e == "Consent revoked"));
+    // Without the plan a revocation shows.
+    h.admin
+        .post("/admin/consents/grant", json!({"endUserId": AINO}))
+        .await
+        .expect(200);
+    h.admin
+        .post("/admin/consents/revoke", json!({"endUserId": AINO}))
+        .await
+        .expect(200);
+    let page = a
+        .get(&format!("/v1/events?continuationToken={later}"), &t)
+        .await
+        .expect(200)
+        .json();
+    assert!(events(&page).iter().any(|e| e == "Consent revoked"));
+}

@@ -4,6 +4,8 @@
 
 mod assertions;
 mod consent;
+mod hooks;
+pub mod iso;
 mod openings;
 mod own;
 mod trace;
@@ -13,48 +15,90 @@ mod window;
 use crate::ctx::Ctx;
 use crate::outcome::Outcome;
 
-/// Every case, in the order they run. Scans of the gateway's files come last, so they see the
-/// whole run.
+/// Every case, in the order they run. Scans of the gateway's files and checks over every answer
+/// come last, so they see the whole run.
 pub const ALL: &[&str] = &[
     "assert-control",
+    "assert-lifetime-at-max",
+    "assert-acr-accepted-levels",
     "assert-expired",
     "assert-not-yet-valid",
+    "assert-lifetime-just-over",
     "assert-too-long-lived",
+    "assert-no-exp",
     "assert-wrong-aud",
     "assert-wrong-iss",
     "assert-alg-none",
     "assert-hmac-public-key",
     "assert-unknown-kid",
     "assert-tampered",
-    "assert-acr-too-low",
+    "assert-acr-refused-levels",
+    "assert-acr-missing",
     "assert-invalid-identity-code",
+    "assert-sub-missing",
     "assert-on-behalf-of",
+    "assert-representation-generated",
     "consent-none",
+    "consent-century-twins",
     "window-no-store",
     "own-mail-only",
     "verifiable-before-receipt",
+    "verifiable-opening-after-receipt",
+    "receipt-relayed-once",
     "openings-exactly-once",
+    "openings-opened-at",
+    "openings-none-for-head",
+    "openings-none-on-failed-upstream",
+    "openings-retry-same-key",
     "consent-revoked-within-bound",
-    "consent-recording",
+    "consent-bound-without-feed",
     "openings-crash",
-    "tls-old-versions",
     "tls-foreign-dvv-ca",
+    "window-open-files",
+    "iso-silent-sockets",
+    "iso-stalled-reader",
+    "iso-revocation-mid-download",
+    "consent-recording",
+    "tls-old-versions",
+    "operator-client-cert",
     "dvv-client-authenticated",
     "ops-health",
     "limits-burst",
     "openings-none-for-listed",
+    "webhooks-ids-only",
+    "webhooks-signed",
     "metrics-clean",
     "trace-no-identity-code",
     "secrets-not-logged",
     "audit-trail",
     "window-no-canary",
+    "window-no-encoded-canary",
+    "window-no-store-every-answer",
+    "api-error-shape",
 ];
 
 /// Runs one case by id.
 pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
     let result = match id {
-        "assert-on-behalf-of" => assertions::on_behalf_of(ctx).await,
         a if a.starts_with("assert-") => assertions::run(a, ctx).await,
+        "consent-century-twins" => consent::century_twins(ctx).await,
+        "consent-bound-without-feed" => consent::bound_without_feed(ctx).await,
+        "window-no-store-every-answer" => window::no_store_every_answer(ctx).await,
+        "window-no-encoded-canary" => window::no_encoded_canary(ctx).await,
+        "window-open-files" => window::open_files(ctx).await,
+        "verifiable-opening-after-receipt" => openings::verifiable_after_receipt(ctx).await,
+        "receipt-relayed-once" => own::receipt_relayed_once(ctx).await,
+        "openings-opened-at" => openings::opened_at(ctx).await,
+        "openings-none-for-head" => openings::none_for_head(ctx).await,
+        "openings-none-on-failed-upstream" => openings::none_on_failed_upstream(ctx).await,
+        "openings-retry-same-key" => openings::retry_same_key(ctx).await,
+        "iso-silent-sockets" => iso::silent_sockets(ctx).await,
+        "iso-stalled-reader" => iso::stalled_reader(ctx).await,
+        "iso-revocation-mid-download" => iso::revocation_mid_download(ctx).await,
+        "operator-client-cert" => transport::operator_client_cert(ctx).await,
+        "webhooks-ids-only" => hooks::ids_only(ctx).await,
+        "webhooks-signed" => hooks::signed(ctx).await,
+        "api-error-shape" => hooks::error_shape(ctx).await,
         "consent-none" => consent::none(ctx).await,
         "consent-revoked-within-bound" => consent::revoked_within_bound(ctx).await,
         "consent-recording" => consent::recording(ctx).await,

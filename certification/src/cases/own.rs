@@ -114,3 +114,46 @@ pub async fn verifiable(ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     Ok(out.pass("nothing released before the confirmation; the body after it"))
 }
+
+/// VER-2: the citizen's confirmation reaches DVV once, as this provider's act; confirming again
+/// does not confirm twice.
+pub async fn receipt_relayed_once(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new();
+    let token = ctx.token(&ctx.fx.a.code)?;
+    let m = &ctx.fx.a_verifiable;
+    let again = ctx
+        .call(
+            "POST",
+            &format!("/v1/messages/{}/receipt", m.id),
+            Some(&token),
+        )
+        .await?;
+    out.log(format!("a second confirmation → {}", again.summary()));
+    if again.contains(&m.body_canary()) || again.contains(&format!("{}-title", m.canary)) {
+        return Ok(out.fail("the answer to a repeated confirmation carries the message's content"));
+    }
+    let provider = ctx.target.backend.info["providers"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let rows: Vec<serde_json::Value> = crate::ctx::list_of(
+        ctx.backend("GET", "/admin/receipts", None).await?.json(),
+        "receipts",
+    )
+    .into_iter()
+    .filter(|r| r["messageId"].as_i64() == Some(m.id))
+    .collect();
+    out.log(format!("DVV's receipts for the message: {}", rows.len()));
+    let ours = rows
+        .iter()
+        .filter(|r| r["providerId"] == provider.as_str())
+        .count();
+    Ok(out.decide(
+        rows.len() == 1 && ours == 1,
+        "DVV holds exactly one confirmation, relayed by this provider",
+        format!(
+            "DVV holds {} confirmation(s), {ours} relayed by this provider",
+            rows.len()
+        ),
+    ))
+}

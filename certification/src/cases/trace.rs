@@ -164,9 +164,10 @@ pub async fn audit(ctx: &Ctx) -> anyhow::Result<Outcome> {
         crate::audit::Chain::BrokenAt(i) => {
             problems.push(format!("the hash chain breaks at line {}", i + 1))
         }
-        crate::audit::Chain::Unrecognised => {
-            unproven.push("the chain's hash format is not one the suite knows")
-        }
+        crate::audit::Chain::Unrecognised => problems.push(
+            "no line names the hash of the line before it: the trail is not a hash chain (tamper-evidence unproven is a failure)"
+                .to_owned(),
+        ),
     }
     match ctx
         .target
@@ -210,11 +211,11 @@ pub async fn audit(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// MET-1: the exposition parses; no identity code or canary.
 pub async fn metrics(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new();
+    if ctx.target.admin_url.is_none() {
+        return Ok(out.conclude(Verdict::NotChecked, "no admin listener given (--admin-url)"));
+    }
     let Some(text) = fetch_metrics(ctx).await? else {
-        return Ok(out.conclude(
-            Verdict::NotApplicable,
-            "the admin listener serves no /metrics",
-        ));
+        return Ok(out.fail("the admin listener serves no /metrics: no evidence"));
     };
     let (samples, errors) = parse_exposition(&text);
     out.log(format!(

@@ -19,16 +19,24 @@ enum Handshake {
     ClientCannot,
 }
 
-async fn openssl(hostport: &str, flag: &str) -> anyhow::Result<(Handshake, String)> {
-    let child = tokio::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            hostport,
-            flag,
-            "-cipher",
-            "DEFAULT@SECLEVEL=0",
-        ])
+async fn openssl(
+    hostport: &str,
+    flag: &str,
+    client: Option<&crate::http::ClientCert>,
+) -> anyhow::Result<(Handshake, String)> {
+    let mut cmd = tokio::process::Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        hostport,
+        flag,
+        "-cipher",
+        "DEFAULT@SECLEVEL=0",
+    ]);
+    if let Some(c) = client {
+        cmd.arg("-cert").arg(&c.cert).arg("-key").arg(&c.key);
+    }
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -72,7 +80,8 @@ pub async fn old_versions(ctx: &Ctx) -> anyhow::Result<Outcome> {
         .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_owned();
-    let control = match openssl(&hostport, "-tls1_2").await {
+    let client = ctx.http.client_cert.as_ref();
+    let control = match openssl(&hostport, "-tls1_2", client).await {
         Ok(c) => c,
         Err(e) => {
             return Ok(out.conclude(
@@ -90,7 +99,7 @@ pub async fn old_versions(ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     let mut accepted = Vec::new();
     for (flag, name) in [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")] {
-        let (h, line) = openssl(&hostport, flag).await?;
+        let (h, line) = openssl(&hostport, flag, client).await?;
         out.log(format!("{name}: {line}"));
         match h {
             Handshake::Established => accepted.push(name),
@@ -115,11 +124,26 @@ pub async fn old_versions(ctx: &Ctx) -> anyhow::Result<Outcome> {
 pub async fn foreign_ca(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new();
     let guard = ctx.target.process.lock().await;
-    let Some(process) = guard.as_ref() else {
-        return Ok(out.conclude(
-            Verdict::NotChecked,
-            "the suite does not control the gateway process in this mode",
-        ));
+    let template;
+    let process = match (guard.as_ref(), &ctx.target.supervised) {
+        (Some(p), _) => p,
+        (None, Some(s)) => {
+            // Mode 2 under a supervisor: a second instance of the same binary and configuration.
+            template = crate::target::GatewayProcess::new(
+                s.bin.clone(),
+                s.config.clone(),
+                Vec::new(),
+                ctx.target.work_dir.join("foreign-gateway.log"),
+                String::new(),
+            );
+            &template
+        }
+        (None, None) => {
+            return Ok(out.conclude(
+                Verdict::NotChecked,
+                "the suite does not control the gateway process in this mode (give --supervised and --gateway-config)",
+            ))
+        }
     };
     let dir = ctx.target.work_dir.join("foreign-backend");
     let _ = std::fs::remove_dir_all(&dir);
@@ -233,24 +257,128 @@ pub async fn foreign_ca(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ))
 }
 
-/// TLS-3: DVV identified the gateway by its client certificate and accepted its client assertion.
+/// TLS-3: DVV identified the gateway by its client certificate and accepted its client
+/// assertion. The control: the recording backend itself refuses a caller without a client
+/// certificate, and one with a certificate but a forged assertion, so the gateway's accepted
+/// calls are evidence of both.
 pub async fn client_authenticated(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let out = Outcome::new();
+    let mut out = Outcome::new();
+    let dvv = ctx.target.backend.info["dvvUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let bare = crate::http::Http::new(&ctx.target.backend.path("caCert")?)?;
+    let anonymous = bare
+        .request(
+            "POST",
+            &format!("{dvv}/v1/token"),
+            &[(
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            None,
+        )
+        .await;
+    let anonymous_refused = match &anonymous {
+        Err(_) => true,
+        Ok(a) => a.status == 401 || a.status == 403,
+    };
+    out.log(format!(
+        "control: a token request without a client certificate → {}",
+        match &anonymous {
+            Ok(a) => a.summary(),
+            Err(e) => format!("refused ({e})"),
+        }
+    ));
+    if !anonymous_refused {
+        return Ok(out.error(
+            "the recording backend served a caller without a client certificate: its recording proves nothing about mutual TLS",
+        ));
+    }
     let calls = ctx.dvv_calls(0).await?;
     let tokens = calls
         .iter()
         .filter(|c| c["path"] == "/v1/token" && c["status"] == 200)
         .count();
+    let refused_tokens = calls
+        .iter()
+        .filter(|c| c["path"] == "/v1/token" && c["status"] != 200 && !c["status"].is_null())
+        .count();
     let messages = calls
         .iter()
         .filter(|c| c["path"].as_str().unwrap_or("").contains("/messages") && c["status"] == 200)
         .count();
+    out.log(format!(
+        "recorded under this provider's certificate: {tokens} token grants ({refused_tokens} refused), {messages} message calls answered"
+    ));
+    let mut problems = Vec::new();
+    if tokens == 0 || messages == 0 {
+        problems.push(format!(
+            "no authenticated traffic recorded (token grants {tokens}, message calls {messages})"
+        ));
+    }
+    if refused_tokens > 0 {
+        problems.push(format!(
+            "{refused_tokens} token request(s) refused: the gateway presented a client assertion DVV did not accept"
+        ));
+    }
     Ok(out.decide(
-        tokens > 0 && messages > 0,
+        problems.is_empty(),
         format!(
-            "{tokens} token grants and {messages} message calls, each over mutual TLS with the provider's certificate"
+            "{tokens} token grants and {messages} message calls under the provider's certificate and accepted client assertions; the backend refuses callers without them (control)"
         ),
-        format!("no authenticated traffic recorded (token grants {tokens}, message calls {messages})"),
+        problems.join("; "),
+    ))
+}
+
+/// TLS-5: where the operator listener requires a client certificate, a caller without one gets
+/// nothing; the suite's own calls (with one) are the control.
+pub async fn operator_client_cert(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new();
+    if !ctx.target.settings.client_cert_required {
+        return Ok(out.conclude(
+            Verdict::NotApplicable,
+            "the configuration checked does not require operator client certificates (no server.client_ca)",
+        ));
+    }
+    if ctx.http.client_cert.is_none() {
+        return Ok(out.conclude(
+            Verdict::NotChecked,
+            "the listener requires client certificates but none was given (--client-cert, --client-key)",
+        ));
+    }
+    let token = ctx.token(&ctx.fx.a.code)?;
+    let with = ctx
+        .call("GET", "/v1/messages?limit=1", Some(&token))
+        .await?;
+    out.log(format!("with the client certificate → {}", with.summary()));
+    if with.status != 200 {
+        return Ok(out.error(format!(
+            "the control failed: with a client certificate the inbox answered {}",
+            with.summary()
+        )));
+    }
+    let bare = crate::http::Http::new(&ctx.http.ca)?;
+    let without = bare
+        .request(
+            "GET",
+            &format!("{}/v1/messages?limit=1", ctx.target.gateway_url),
+            &[("authorization".to_owned(), format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    out.log(format!(
+        "without one → {}",
+        match &without {
+            Ok(a) => a.summary(),
+            Err(e) => format!("no answer ({e:#})"),
+        }
+    ));
+    let leaked = matches!(&without, Ok(a) if (200..300).contains(&a.status) || a.contains(&ctx.suite_prefix));
+    Ok(out.decide(
+        !leaked,
+        "a caller without a client certificate is refused; one with it is served",
+        "a caller without a client certificate was served",
     ))
 }
 

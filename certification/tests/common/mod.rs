@@ -45,7 +45,28 @@ pub enum Mutant {
     SkipsConsent,
     /// Loses an audit line: removes the second line of the audit trail after every answer.
     LosesAuditLine,
+    /// Drops `Cache-Control: no-store` from error answers only.
+    DropsNoStoreOnErrors,
+    /// Answers `HEAD` by doing a `GET` upstream (which records an opening) and sending no body.
+    OpensOnHead,
+    /// Accepts assertions without `acr` (adds the highest level and re-signs them).
+    AcceptsMissingAcr,
+    /// Accepts representation claims (strips every non-standard claim and re-signs).
+    AcceptsRepresentation,
+    /// Accepts assertions of up to ten hours (shortens them and re-signs).
+    AcceptsLongLifetime,
+    /// Ignores the century sign (maps every 1900s sign to `-` and re-signs).
+    IgnoresCenturySign,
+    /// Caches every body base64-encoded in its data directory.
+    WritesBase64ToDisk,
+    /// Does not ask the operator backend for a client certificate although one is configured.
+    ClientCertNotEnforced,
+    /// Spools each attachment to an unlinked temporary file it keeps open.
+    SpillsAttachments,
 }
+
+/// Files the spilling mutant keeps open after unlinking them.
+static SPILLED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
 
 struct Proxy {
     mutant: Mutant,
@@ -67,15 +88,27 @@ pub async fn run_mutant(mutant: Mutant, only: &[&str]) -> Report {
         work_dir: dir.path().join("work"),
         env: Vec::new(),
         audit_file: None,
+        omit_env: omit_env(),
     })
     .await
     .expect("launch");
     let backend_dir = target.backend.dir.clone();
     let audit_file = target.audit_file.clone();
+    // The spilling mutant is a separate process from the gateway: the suite must look at the
+    // stand-in's descriptors, so it finds the process by the listening port instead.
+    let _gateway = if mutant == Mutant::SpillsAttachments {
+        target.process.lock().await.take()
+    } else {
+        None
+    };
     let proxy = Arc::new(Proxy {
         mutant,
         upstream: target.gateway_url.clone(),
-        http: Http::new(&target.backend.path("caCert").expect("ca")).expect("http"),
+        http: Http::with_client_cert(
+            &target.backend.path("caCert").expect("ca"),
+            http.client_cert.clone(),
+        )
+        .expect("http"),
         backend_dir: backend_dir.clone(),
         data_dir: target.data_dir.clone(),
         log_file: target.log_file.clone().expect("log"),
@@ -83,7 +116,8 @@ pub async fn run_mutant(mutant: Mutant, only: &[&str]) -> Report {
         written: AtomicUsize::new(0),
         audit_file,
     });
-    let addr = serve(proxy, &target.backend).await;
+    let operator_ca = target.work_dir.join("operator-pki/operator-ca.pem");
+    let addr = serve(proxy, &target.backend, &operator_ca).await;
     target.gateway_url = format!("https://{addr}");
     let opts = RunOptions {
         only: only.iter().map(|s| s.to_string()).collect(),
@@ -148,6 +182,20 @@ pub fn assert_clean(report: &Report, only: &[&str]) {
     }
 }
 
+/// Launch settings to leave out, from `IKKUNA_CERTIFY_OMIT_ENV` (comma-separated `IKKUNA_…`
+/// names), for a gateway build that does not know them yet.
+pub fn omit_env() -> Vec<String> {
+    std::env::var("IKKUNA_CERTIFY_OMIT_ENV")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The gateway binary of this workspace's target directory (built by `cargo build --bins`).
 pub fn gateway_bin() -> PathBuf {
     if let Ok(p) = std::env::var("IKKUNA_GATEWAY_BIN") {
@@ -168,17 +216,32 @@ pub fn gateway_bin() -> PathBuf {
     bin
 }
 
-async fn serve(proxy: Arc<Proxy>, backend: &ikkuna_certify::target::Backend) -> SocketAddr {
+async fn serve(
+    proxy: Arc<Proxy>,
+    backend: &ikkuna_certify::target::Backend,
+    operator_ca: &std::path::Path,
+) -> SocketAddr {
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(backend.path("gatewayCert").expect("cert"))
             .expect("cert")
             .map(|c| c.expect("cert"))
             .collect();
     let key = PrivateKeyDer::from_pem_file(backend.path("gatewayKey").expect("key")).expect("key");
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("tls");
+    let builder = rustls::ServerConfig::builder();
+    let builder = if proxy.mutant == Mutant::ClientCertNotEnforced {
+        builder.with_no_client_auth()
+    } else {
+        // As the real gateway is configured: client certificates from the suite's operator CA.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(operator_ca).expect("operator CA") {
+            roots.add(c.expect("operator CA")).expect("operator CA");
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .expect("verifier");
+        builder.with_client_cert_verifier(verifier)
+    };
+    let tls = builder.with_single_cert(certs, key).expect("tls");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -236,6 +299,51 @@ async fn handle(
             }
         }
     }
+    if let Some((h, c)) = &claims {
+        let mut c = c.clone();
+        let resign = match p.mutant {
+            Mutant::AcceptsMissingAcr if c.get("acr").is_none() => {
+                c["acr"] = json!("http://ftn.ficora.fi/2017/loa3");
+                true
+            }
+            Mutant::AcceptsRepresentation => {
+                let standard = ["iss", "aud", "sub", "acr", "iat", "nbf", "exp", "jti"];
+                let before = c.as_object().map(|o| o.len()).unwrap_or(0);
+                if let Some(o) = c.as_object_mut() {
+                    o.retain(|k, _| standard.contains(&k.as_str()));
+                }
+                c.as_object().map(|o| o.len()).unwrap_or(0) != before
+            }
+            Mutant::AcceptsLongLifetime => {
+                let (iat, exp) = (
+                    c["iat"].as_i64().unwrap_or(0),
+                    c["exp"].as_i64().unwrap_or(0),
+                );
+                if exp - iat > 600 && exp - iat <= 36_000 {
+                    c["exp"] = json!(iat + 600);
+                    true
+                } else {
+                    false
+                }
+            }
+            Mutant::IgnoresCenturySign => {
+                let sub = c["sub"].as_str().unwrap_or("").to_owned();
+                let mut chars: Vec<char> = sub.chars().collect();
+                if chars.len() == 11 && "YXWVU".contains(chars[6]) {
+                    chars[6] = '-';
+                    c["sub"] = json!(chars.into_iter().collect::<String>());
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        // Only tokens that were genuinely signed are re-signed: forgeries stay forgeries.
+        if resign && h["alg"] == "ES256" {
+            token = ikkuna_sandbox::sign_operator_jwt(&p.backend_dir, &c).ok();
+        }
+    }
     if p.mutant == Mutant::LogsIdentityCodes {
         if let Some((_, c)) = &claims {
             let line = format!("{{\"message\":\"request\",\"citizen\":{}}}\n", c["sub"]);
@@ -249,9 +357,19 @@ async fn handle(
         .iter()
         .map(|t| ("authorization".to_owned(), format!("Bearer {t}")))
         .collect();
+    let upstream_method = if p.mutant == Mutant::OpensOnHead && method == "HEAD" {
+        "GET".to_owned()
+    } else {
+        method.clone()
+    };
     let Ok(mut answer) = p
         .http
-        .request(&method, &format!("{}{path}", p.upstream), &headers, None)
+        .request(
+            &upstream_method,
+            &format!("{}{path}", p.upstream),
+            &headers,
+            None,
+        )
         .await
     else {
         return Ok(http::Response::builder()
@@ -271,6 +389,40 @@ async fn handle(
         }
         Mutant::DropsNoStore => {
             answer.headers.remove("cache-control");
+        }
+        Mutant::DropsNoStoreOnErrors if answer.status >= 400 => {
+            answer.headers.remove("cache-control");
+        }
+        Mutant::OpensOnHead if method == "HEAD" => {
+            answer.body = Bytes::new();
+        }
+        Mutant::WritesBase64ToDisk => {
+            use base64::Engine;
+            let n = p.written.fetch_add(1, Ordering::Relaxed);
+            let dir = p.data_dir.join("cache");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(
+                dir.join(format!("{n}.b64")),
+                base64::engine::general_purpose::STANDARD.encode(&answer.body),
+            );
+        }
+        Mutant::SpillsAttachments if path.contains("/attachments/") => {
+            use std::io::Write;
+            let n = p.written.fetch_add(1, Ordering::Relaxed);
+            let file = p.data_dir.join(format!("../spill-{n}"));
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(&file)
+            {
+                let _ = f.write_all(&answer.body);
+                let _ = std::fs::remove_file(&file);
+                if let Ok(mut held) = SPILLED.lock() {
+                    held.push(f);
+                }
+            }
         }
         Mutant::ReportsOpeningTwice => {
             let id = path

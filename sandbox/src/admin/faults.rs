@@ -29,7 +29,13 @@ struct FaultBody {
     #[serde(default)]
     stall_rate: f64,
     #[serde(default)]
+    lose_answer_rate: f64,
+    #[serde(default)]
+    withhold_revocations: bool,
+    #[serde(default)]
     paths: Option<Paths>,
+    #[serde(default)]
+    methods: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -60,14 +66,15 @@ pub async fn set(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
         ("errorRate", body.error_rate),
         ("dropRate", body.drop_rate),
         ("stallRate", body.stall_rate),
+        ("loseAnswerRate", body.lose_answer_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(ApiError::invalid_field(field, "must be between 0 and 1"));
         }
     }
-    if body.error_rate + body.drop_rate + body.stall_rate > 1.0 + 1e-9 {
+    if body.error_rate + body.drop_rate + body.stall_rate + body.lose_answer_rate > 1.0 + 1e-9 {
         return Err(ApiError::bad_request(
-            "errorRate + dropRate + stallRate must not exceed 1",
+            "errorRate + dropRate + stallRate + loseAnswerRate must not exceed 1",
         ));
     }
     let paths = match body.paths {
@@ -81,14 +88,21 @@ pub async fn set(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
             "each prefix must start with /",
         ));
     }
-    let plan = FaultPlan::new(
+    let mut plan = FaultPlan::with_lost_answers(
         Duration::from_millis(body.duration_ms),
         Duration::from_millis(body.latency_ms),
         body.error_rate,
         body.drop_rate,
         body.stall_rate,
+        body.lose_answer_rate,
         paths,
     );
+    plan.withhold_revocations = body.withhold_revocations;
+    plan.methods = body
+        .methods
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect();
     app.faults.set(plan.clone());
     tracing::info!(
         duration_ms = plan.duration_ms,
@@ -96,6 +110,8 @@ pub async fn set(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
         error_rate = plan.error_rate,
         drop_rate = plan.drop_rate,
         stall_rate = plan.stall_rate,
+        lose_answer_rate = plan.lose_answer_rate,
+        withhold_revocations = plan.withhold_revocations,
         "fault plan set"
     );
     Ok(json(StatusCode::OK, &plan))

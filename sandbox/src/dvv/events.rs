@@ -7,6 +7,7 @@ use super::views::{EventView, EventsPage};
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::{json, request, Body};
+use crate::model::EventType;
 
 /// Most events in one answer.
 const MAX_EVENTS: usize = 1000;
@@ -25,10 +26,16 @@ pub fn page(app: &App, provider: &str, query: Option<&str>) -> Result<Response<B
         .domain
         .events(provider, position, MAX_EVENTS)
         .map_err(domain_error)?;
+    let withhold = app.faults.withholds_revocations();
     Ok(json(
         StatusCode::OK,
         &EventsPage {
-            events: page.events.iter().map(EventView::from).collect(),
+            events: page
+                .events
+                .iter()
+                .filter(|e| !(withhold && e.event_type == EventType::ConsentRevoked))
+                .map(EventView::from)
+                .collect(),
             continuation_token: app.continuation.events(provider, page.next),
         },
     ))

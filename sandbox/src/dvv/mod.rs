@@ -38,7 +38,7 @@ pub async fn handle(
     let arrived = time::now();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let decision = app.faults.decide(&path);
+    let decision = app.faults.decide_for(&method, &path);
     if let Some(d) = decision {
         if !d.latency.is_zero() {
             tokio::time::sleep(d.latency).await;
@@ -67,6 +67,18 @@ pub async fn handle(
     } else {
         router::route(&app, &conn, req).await
     };
+    if action == FaultAction::LoseAnswer {
+        // Carried out (and journalled) in full; only the answer is lost on the way back.
+        app.calls.record(
+            conn.provider.clone(),
+            &method,
+            &path,
+            Some(response.status().as_u16()),
+            arrived,
+            action.label(),
+        );
+        return Err(DropConnection);
+    }
     if action == FaultAction::Stall {
         let (parts, body) = response.into_parts();
         response = Response::from_parts(parts, StallBody::new(body).boxed());

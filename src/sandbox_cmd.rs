@@ -18,8 +18,9 @@ use ikkuna::config;
 
 use crate::operator_backend;
 
-/// How long the printed demo assertions stay valid.
-const DEMO_ASSERTION_TTL: Duration = Duration::from_secs(1800);
+/// How long the printed demo assertions stay valid: the longest lifetime the gateway accepts
+/// (`assertions.max_lifetime_secs`, 600 s in the sandbox profile as in production).
+const DEMO_ASSERTION_TTL: Duration = Duration::from_secs(600);
 
 /// Where the example inbox listens unless told otherwise (taken: any free loopback port).
 const INBOX_LISTEN: &str = "127.0.0.1:8088";

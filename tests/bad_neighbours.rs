@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Harness, NO_LIMITS};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use serde_json::{json, Value};
+use rustls::pki_types::ServerName;
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -98,15 +97,8 @@ fn addr_of(url: &str) -> SocketAddr {
 }
 
 fn tls_connector(h: &Harness, alpn: &[u8]) -> tokio_rustls::TlsConnector {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = Path::new(h.info["caCert"].as_str().expect("caCert"));
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
-        roots.add(cert).expect("ca cert");
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config =
+        common::tls_client_config(Path::new(h.info["caCert"].as_str().expect("caCert")));
     config.alpn_protocols = vec![alpn.to_vec()];
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
@@ -278,26 +270,8 @@ async fn stalled_download(h: &Harness, path: &str, token: &str) -> Tls {
     s
 }
 
-/// Creates a message with one attachment of `size` bytes for `citizen`: (message, attachment).
 async fn big_message(h: &Harness, citizen: &str, size: u64) -> (i64, i64) {
-    let created = h
-        .sandbox_admin(
-            "POST",
-            "/admin/messages",
-            Some(json!({
-                "endUserId": citizen,
-                "title": "Iso liite",
-                "body": "x",
-                "attachments": [{"name": "iso.bin", "mediaType": "application/octet-stream", "size": size}],
-            })),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.json());
-    let v = created.json();
-    (
-        v["messageId"].as_i64().expect("messageId"),
-        v["attachmentIds"][0].as_i64().expect("attachmentId"),
-    )
+    h.message_with_attachment(citizen, size).await
 }
 
 /// A metric's value summed over the label sets whose text contains every one of `labels`.
@@ -777,14 +751,7 @@ async fn an_unread_http2_stream_is_cut() {
     let citizen = "150385-9046";
     let token = h.token(citizen);
     let (m, a) = big_message(&h, citizen, 256 << 20).await;
-    let ca = Path::new(h.info["caCert"].as_str().expect("caCert"));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
-        roots.add(cert).expect("ca cert");
-    }
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = common::tls_client_config(Path::new(h.info["caCert"].as_str().expect("caCert")));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()

@@ -11,7 +11,6 @@ use common::{run_ikkuna, Harness};
 use http_body_util::BodyExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -153,23 +152,7 @@ async fn sigterm_lets_a_slow_download_in_flight_finish() {
     let citizen = h.citizen("Active");
     // Larger than the socket buffers on both sides, so most of it is still upstream at SIGTERM.
     const SIZE: u64 = 64 << 20;
-    let created = h
-        .sandbox_admin(
-            "POST",
-            "/admin/messages",
-            Some(json!({
-                "endUserId": citizen,
-                "title": "Drain",
-                "body": "x",
-                "attachments": [{"name": "big.bin", "mediaType": "application/octet-stream", "size": SIZE}],
-            })),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.json());
-    let message = created.json()["messageId"].as_i64().expect("messageId");
-    let attachment = created.json()["attachmentIds"][0]
-        .as_i64()
-        .expect("attachment");
+    let (message, attachment) = h.message_with_attachment(&citizen, SIZE).await;
     let token = h.token(&citizen);
     let response = h
         .open_stream(

@@ -147,6 +147,11 @@ pub const TOOL_VARIABLES: &[&str] = &[
     "IKKUNA_PG_BINDIR",
     "IKKUNA_SOAK_SECS",
     "IKKUNA_DOCKER_BUILD",
+    // The commit recorded by the build script: set by `cargo test` for the processes it starts,
+    // and by container builds.
+    "IKKUNA_COMMIT",
+    // Read by the certification suite, inherited by the gateway it launches.
+    "IKKUNA_CERTIFY_OMIT_ENV",
 ];
 
 /// Every `IKKUNA_…` name among `names` that is neither a configuration key's variable nor one of

@@ -417,16 +417,21 @@ pub fn list_of(v: Value, key: &str) -> Vec<Value> {
     }
 }
 
-/// A client trusting only the sandbox CA (which issued the gateway's certificate too).
-pub fn https_client(ca: &Path) -> HttpsClient {
+/// A TLS client configuration trusting only the sandbox CA (no ALPN set).
+pub fn tls_client_config(ca: &Path) -> rustls::ClientConfig {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
         roots.add(cert).expect("ca cert");
     }
-    let tls = rustls::ClientConfig::builder()
+    rustls::ClientConfig::builder()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth()
+}
+
+/// A client trusting only the sandbox CA (which issued the gateway's certificate too).
+pub fn https_client(ca: &Path) -> HttpsClient {
+    let tls = tls_client_config(ca);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -481,6 +486,29 @@ pub fn open_regular_files(pid: u32) -> Vec<PathBuf> {
 }
 
 impl Harness {
+    /// Creates a message for `citizen` at DVV with one attachment of `size` bytes (content is
+    /// generated, never stored): (messageId, attachmentId).
+    pub async fn message_with_attachment(&self, citizen: &str, size: u64) -> (i64, i64) {
+        let created = self
+            .sandbox_admin(
+                "POST",
+                "/admin/messages",
+                Some(json!({
+                    "endUserId": citizen,
+                    "title": "Iso liite",
+                    "body": "x",
+                    "attachments": [{"name": "iso.bin", "mediaType": "application/octet-stream", "size": size}],
+                })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.json());
+        let v = created.json();
+        (
+            v["messageId"].as_i64().expect("messageId"),
+            v["attachmentIds"][0].as_i64().expect("attachmentId"),
+        )
+    }
+
     /// The gateway's active audit file, as `sandbox.json` names it.
     pub fn audit_log(&self) -> PathBuf {
         PathBuf::from(self.info["auditLog"].as_str().expect("auditLog"))

@@ -9,7 +9,7 @@ pub mod iso;
 mod openings;
 mod own;
 mod trace;
-mod transport;
+pub mod transport;
 mod window;
 
 use crate::ctx::Ctx;

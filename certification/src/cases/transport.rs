@@ -500,17 +500,17 @@ pub async fn operator_client_cert(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 #[cfg(unix)]
-fn set_private(dir: &Path) {
+pub(crate) fn set_private(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
 
 #[cfg(not(unix))]
-fn set_private(_dir: &Path) {}
+pub(crate) fn set_private(_dir: &Path) {}

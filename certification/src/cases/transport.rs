@@ -377,8 +377,8 @@ pub async fn foreign_ca(ctx: &Ctx) -> anyhow::Result<Outcome> {
 
 /// TLS-3: DVV identified the gateway by its client certificate and accepted its client
 /// assertion. The control: the recording backend itself refuses a caller without a client
-/// certificate, and one with a certificate but a forged assertion, so the gateway's accepted
-/// calls are evidence of both.
+/// certificate (checked here on every run), and it grants tokens only for assertions it verifies,
+/// so the gateway's accepted calls are evidence of both; any refused token request fails the case.
 pub async fn client_authenticated(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new();
     let dvv = ctx.target.backend.info["dvvUrl"]

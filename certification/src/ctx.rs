@@ -72,6 +72,8 @@ pub struct Fixture {
     pub a_late: Msg,
     /// A: read while DVV records the opening and loses its answer.
     pub a_lost: Msg,
+    /// A: first read while the store cannot write (OPEN-9; never released).
+    pub a_store_full: Msg,
     /// B: A's neighbour's message.
     pub b_normal: Msg,
     /// The slow reader's large attachment.
@@ -187,6 +189,7 @@ impl Ctx {
         let a_failed = deliver(a_code.clone(), "Normal", None, "failed").await?;
         let a_late = deliver(a_code.clone(), "Normal", None, "late").await?;
         let a_lost = deliver(a_code.clone(), "Normal", None, "lost").await?;
+        let a_store_full = deliver(a_code.clone(), "Normal", None, "store-full").await?;
         let b_normal = deliver(b.code.clone(), "Normal", SMALL, "neighbour").await?;
         // The citizens to be revoked need mail for a session to exist.
         deliver(revoked.code.clone(), "Normal", None, "revoked").await?;
@@ -218,6 +221,7 @@ impl Ctx {
                 a_crash,
                 a_probe,
                 a_head,
+                a_store_full,
                 a_failed,
                 a_late,
                 a_lost,

@@ -8,8 +8,9 @@ mod hooks;
 pub mod iso;
 mod openings;
 mod own;
+mod store;
 mod trace;
-mod transport;
+pub mod transport;
 mod window;
 
 use crate::ctx::Ctx;
@@ -75,6 +76,7 @@ pub const ALL: &[&str] = &[
     "window-no-encoded-canary",
     "window-no-store-every-answer",
     "api-error-shape",
+    "openings-store-full",
 ];
 
 /// Runs one case by id.
@@ -109,6 +111,7 @@ pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
         "openings-exactly-once" => openings::exactly_once(ctx).await,
         "openings-crash" => openings::crash(ctx).await,
         "openings-none-for-listed" => openings::none_for_listed(ctx).await,
+        "openings-store-full" => store::store_full(ctx).await,
         "tls-old-versions" => transport::old_versions(ctx).await,
         "tls-foreign-dvv-ca" => transport::foreign_ca(ctx).await,
         "dvv-client-authenticated" => transport::client_authenticated(ctx).await,

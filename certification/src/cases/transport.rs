@@ -71,7 +71,121 @@ async fn openssl(
     Ok((h, line))
 }
 
-/// TLS-1: TLS 1.0 and 1.1 handshakes fail; a TLS 1.2 one (the control) succeeds.
+/// What offering TLS 1.0 and 1.1 to one endpoint showed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OldTls {
+    /// Both refused while TLS 1.2 (the control) completed.
+    Refused,
+    /// These versions completed a handshake.
+    Accepted(Vec<&'static str>),
+    /// Nothing learned (openssl unusable, or not even TLS 1.2 completed).
+    Blind(String),
+}
+
+/// Offers TLS 1.2 (control), then 1.0 and 1.1, to `hostport`; `log` gets one line per attempt.
+pub async fn probe_old_tls(
+    hostport: &str,
+    client: Option<&crate::http::ClientCert>,
+    log: &mut Vec<String>,
+) -> OldTls {
+    let control = match openssl(hostport, "-tls1_2", client).await {
+        Ok(c) => c,
+        Err(e) => return OldTls::Blind(format!("openssl is not usable here: {e}")),
+    };
+    log.push(format!("TLS 1.2 (control): {}", control.1));
+    if !matches!(control.0, Handshake::Established) {
+        return OldTls::Blind(
+            "openssl could not complete even a TLS 1.2 handshake: nothing learned".to_owned(),
+        );
+    }
+    let mut accepted = Vec::new();
+    for (flag, name) in [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")] {
+        let (h, line) = match openssl(hostport, flag, client).await {
+            Ok(r) => r,
+            Err(e) => return OldTls::Blind(format!("openssl failed offering {name}: {e}")),
+        };
+        log.push(format!("{name}: {line}"));
+        match h {
+            Handshake::Established => accepted.push(name),
+            Handshake::Refused => {}
+            Handshake::ClientCannot => {
+                return OldTls::Blind(format!("this openssl cannot offer {name}"))
+            }
+        }
+    }
+    if accepted.is_empty() {
+        OldTls::Refused
+    } else {
+        OldTls::Accepted(accepted)
+    }
+}
+
+/// A local `openssl s_server` that still offers TLS 1.0–1.2: the negative control showing the
+/// TLS-1 probe sees an old-TLS endpoint (a rustls gateway can never be one, so without this the
+/// check could not fail). Killed on drop.
+pub struct OldTlsStandIn {
+    /// `127.0.0.1:port` it listens on.
+    pub hostport: String,
+    _child: tokio::process::Child,
+}
+
+impl OldTlsStandIn {
+    /// Generates a throwaway self-signed certificate in `dir` and starts the server.
+    pub async fn start(dir: &Path) -> anyhow::Result<OldTlsStandIn> {
+        std::fs::create_dir_all(dir)?;
+        let (cert, key) = (dir.join("old-tls-cert.pem"), dir.join("old-tls-key.pem"));
+        let made = tokio::time::timeout(
+            OPENSSL_TIMEOUT,
+            tokio::process::Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-subj", "/CN=localhost", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status(),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("openssl req did not finish"))??;
+        anyhow::ensure!(made.success(), "openssl req could not make a certificate");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let hostport = format!("127.0.0.1:{port}");
+        // stdin stays open (piped, never written): s_server stops at end of input.
+        let child = tokio::process::Command::new("openssl")
+            .args(["s_server", "-accept", &hostport, "-cert"])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .args(["-cipher", "DEFAULT:@SECLEVEL=0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(&hostport).await.is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the old-TLS stand-in did not start listening"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(OldTlsStandIn {
+            hostport,
+            _child: child,
+        })
+    }
+}
+
+/// TLS-1: TLS 1.0 and 1.1 handshakes fail; a TLS 1.2 one (the control) succeeds. The same probe
+/// pointed at a local stand-in that offers TLS 1.0 must see it accepted (the negative control):
+/// otherwise a refusal from the gateway proves nothing.
 pub async fn old_versions(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new();
     let hostport = ctx
@@ -80,43 +194,47 @@ pub async fn old_versions(ctx: &Ctx) -> anyhow::Result<Outcome> {
         .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_owned();
-    let client = ctx.http.client_cert.as_ref();
-    let control = match openssl(&hostport, "-tls1_2", client).await {
-        Ok(c) => c,
+    let mut lines = Vec::new();
+    let stand_in = match OldTlsStandIn::start(&ctx.target.work_dir.join("old-tls")).await {
+        Ok(s) => s,
         Err(e) => {
             return Ok(out.conclude(
                 Verdict::NotChecked,
-                format!("openssl is not usable here: {e}"),
+                format!("the old-TLS stand-in (negative control) could not start: {e}"),
             ))
         }
     };
-    out.log(format!("TLS 1.2 (control): {}", control.1));
-    if !matches!(control.0, Handshake::Established) {
-        return Ok(out.conclude(
-            Verdict::NotChecked,
-            "openssl could not complete even a TLS 1.2 handshake: nothing learned",
+    let control = probe_old_tls(&stand_in.hostport, None, &mut lines).await;
+    drop(stand_in);
+    for l in lines.drain(..) {
+        out.log(format!(
+            "stand-in offering TLS 1.0-1.2 (negative control) — {l}"
         ));
     }
-    let mut accepted = Vec::new();
-    for (flag, name) in [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")] {
-        let (h, line) = openssl(&hostport, flag, client).await?;
-        out.log(format!("{name}: {line}"));
-        match h {
-            Handshake::Established => accepted.push(name),
-            Handshake::Refused => {}
-            Handshake::ClientCannot => {
-                return Ok(out.conclude(
-                    Verdict::NotChecked,
-                    format!("this openssl cannot offer {name}"),
-                ))
-            }
-        }
+    if !matches!(control, OldTls::Accepted(_)) {
+        return Ok(out.conclude(
+            Verdict::NotChecked,
+            format!("the probe did not see the stand-in accept old TLS ({control:?}): it could not see the gateway do so either"),
+        ));
     }
-    Ok(out.decide(
-        accepted.is_empty(),
-        "TLS 1.0 and 1.1 handshakes are refused (TLS 1.2 control succeeded)",
-        format!("handshake completed with {}", accepted.join(" and ")),
-    ))
+    let client = ctx.http.client_cert.as_ref();
+    let seen = probe_old_tls(&hostport, client, &mut lines).await;
+    for l in lines {
+        out.log(l);
+    }
+    Ok(match seen {
+        OldTls::Blind(why) => out.conclude(Verdict::NotChecked, why),
+        OldTls::Refused => out.decide(
+            true,
+            "TLS 1.0 and 1.1 handshakes are refused (TLS 1.2 control succeeded; the same probe saw a TLS 1.0 stand-in accept)",
+            "",
+        ),
+        OldTls::Accepted(v) => out.decide(
+            false,
+            "",
+            format!("handshake completed with {}", v.join(" and ")),
+        ),
+    })
 }
 
 /// TLS-2: a second backend under another CA, the gateway pointed at it with its own credentials
@@ -259,8 +377,8 @@ pub async fn foreign_ca(ctx: &Ctx) -> anyhow::Result<Outcome> {
 
 /// TLS-3: DVV identified the gateway by its client certificate and accepted its client
 /// assertion. The control: the recording backend itself refuses a caller without a client
-/// certificate, and one with a certificate but a forged assertion, so the gateway's accepted
-/// calls are evidence of both.
+/// certificate (checked here on every run), and it grants tokens only for assertions it verifies,
+/// so the gateway's accepted calls are evidence of both; any refused token request fails the case.
 pub async fn client_authenticated(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new();
     let dvv = ctx.target.backend.info["dvvUrl"]
@@ -382,17 +500,17 @@ pub async fn operator_client_cert(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 #[cfg(unix)]
-fn set_private(dir: &Path) {
+pub(crate) fn set_private(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
 
 #[cfg(not(unix))]
-fn set_private(_dir: &Path) {}
+pub(crate) fn set_private(_dir: &Path) {}

@@ -123,26 +123,24 @@ async fn pump<B>(
     sender: mpsc::Sender<Result<Bytes, DvvError>>,
     state: Arc<AtomicU8>,
     client_gone: tokio::sync::oneshot::Receiver<()>,
-    mut bounds: Bounds,
+    bounds: Bounds,
 ) where
     B: Body<Data = Bytes, Error = DvvError> + Unpin,
 {
-    let mut recheck = tokio::time::interval_at(
-        tokio::time::Instant::now() + bounds.recheck_every,
-        bounds.recheck_every,
-    );
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let Bounds {
+        write_idle,
+        recheck_every,
+        revocations,
+        still_active,
+        connection,
+        on_cut,
+    } = bounds;
+    let mut consent = ConsentWatch::new(revocations, still_active, recheck_every);
     let cut = loop {
         let frame = tokio::select! {
             frame = upstream.frame() => frame,
-            news = bounds.revocations.changed() => {
-                if news == RevocationNews::Revoked || !(bounds.still_active)().await {
-                    break CutReason::Revoked;
-                }
-                continue;
-            }
-            _ = recheck.tick() => {
-                if !(bounds.still_active)().await {
+            reason = consent.next() => {
+                if !consent.holds(reason).await {
                     break CutReason::Revoked;
                 }
                 continue;
@@ -155,7 +153,7 @@ async fn pump<B>(
             }
             Some(Err(error)) => {
                 // The client learns DVV's failure if it is still reading; if not, nothing waits.
-                let _ = tokio::time::timeout(bounds.write_idle, sender.send(Err(error))).await;
+                let _ = tokio::time::timeout(write_idle, sender.send(Err(error))).await;
                 return;
             }
             Some(Ok(frame)) => match frame.into_data() {
@@ -163,7 +161,7 @@ async fn pump<B>(
                 Err(_) => continue, // trailers: attachments have none worth passing on
             },
         };
-        let deadline = tokio::time::sleep(bounds.write_idle);
+        let deadline = tokio::time::sleep(write_idle);
         tokio::pin!(deadline);
         let send = sender.send(Ok(data));
         tokio::pin!(send);
@@ -171,13 +169,8 @@ async fn pump<B>(
             tokio::select! {
                 sent = &mut send => break sent.map_err(|_| None),
                 _ = &mut deadline => break Err(Some(CutReason::WriteIdle)),
-                news = bounds.revocations.changed() => {
-                    if news == RevocationNews::Revoked || !(bounds.still_active)().await {
-                        break Err(Some(CutReason::Revoked));
-                    }
-                }
-                _ = recheck.tick() => {
-                    if !(bounds.still_active)().await {
+                reason = consent.next() => {
+                    if !consent.holds(reason).await {
                         break Err(Some(CutReason::Revoked));
                     }
                 }
@@ -189,21 +182,65 @@ async fn pump<B>(
             Err(Some(reason)) => break reason,
         }
     };
+    drop(consent);
     // Free DVV's side first: its connection and the bulkhead slot go with the body.
     drop(upstream);
     state.store(cut.state(), Ordering::Release);
     crate::telemetry::metrics::with(|m| m.streams_cut.with_label_values(&[cut.label()]).inc());
-    (bounds.on_cut)(cut);
+    on_cut(cut);
     // The client's side ends with an error when it reads next (the channel closes now); one
     // that does not read for another write-idle period is handed to its connection to drain
     // and close.
     drop(sender);
-    if tokio::time::timeout(bounds.write_idle, client_gone)
-        .await
-        .is_err()
-    {
-        if let Some(connection) = &bounds.connection {
+    if tokio::time::timeout(write_idle, client_gone).await.is_err() {
+        if let Some(connection) = &connection {
             connection.stream_stuck();
+        }
+    }
+}
+
+/// Why the stream's consent is looked at again.
+enum Recheck {
+    /// The revocation watch spoke (this consent revoked, or revocations missed).
+    News(RevocationNews),
+    /// The periodic re-check within the revocation bound came due.
+    Due,
+}
+
+/// The stream's consent: revocations as they become known, and the periodic re-check.
+struct ConsentWatch {
+    revocations: RevocationWatch,
+    still_active: ConsentCheck,
+    recheck: tokio::time::Interval,
+}
+
+impl ConsentWatch {
+    fn new(revocations: RevocationWatch, still_active: ConsentCheck, every: Duration) -> Self {
+        let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            revocations,
+            still_active,
+            recheck,
+        }
+    }
+
+    /// The next reason to look at the consent again. Cancel-safe, so it can race the stream's
+    /// frames; the look itself ([`Self::holds`]) runs outside the race, so a busy stream never
+    /// starves a re-check.
+    async fn next(&mut self) -> Recheck {
+        tokio::select! {
+            news = self.revocations.changed() => Recheck::News(news),
+            _ = self.recheck.tick() => Recheck::Due,
+        }
+    }
+
+    /// Whether the consent still holds: never after a revocation of it; otherwise only when the
+    /// consent is confirmed active (fail closed).
+    async fn holds(&self, reason: Recheck) -> bool {
+        match reason {
+            Recheck::News(RevocationNews::Revoked) => false,
+            Recheck::News(RevocationNews::Missed) | Recheck::Due => (self.still_active)().await,
         }
     }
 }

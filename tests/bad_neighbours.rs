@@ -928,3 +928,58 @@ async fn downloads_beyond_the_bulkhead_are_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A revocation that never arrives through the feed still reaches a download in flight: the
+/// stream re-confirms its consent every `consent.revocation_bound_secs` and is cut when DVV no
+/// longer reports it active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_the_feed_withholds_cuts_a_download_within_the_bound() {
+    let h = start_with(
+        true,
+        &[
+            ("IKKUNA_CONSENT_REVOCATION_BOUND_SECS", "2"),
+            ("IKKUNA_CONSENT_NEGATIVE_TTL_SECS", "1"),
+        ],
+    )
+    .await;
+    let citizen = "150385-9046";
+    let token = h.token(citizen);
+    let (m, a) = big_message(&h, citizen, 1 << 30).await;
+    let withheld = h
+        .sandbox_admin(
+            "POST",
+            "/admin/faults",
+            Some(serde_json::json!({"durationMs": 60000, "withholdRevocations": true, "paths": ["/v1/events"]})),
+        )
+        .await;
+    assert_eq!(withheld.status, 200, "{:?}", withheld.json());
+    let response = h
+        .open_stream(&format!("/v1/messages/{m}/attachments/{a}"), &token)
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    let mut revoked_at: Option<Instant> = None;
+    let outcome = loop {
+        use http_body_util::BodyExt;
+        match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+            Err(_) => break "stalled",
+            Ok(None) => break "complete",
+            Ok(Some(Err(_))) => break "cut",
+            Ok(Some(Ok(frame))) => received += frame.into_data().map_or(0, |d| d.len() as u64),
+        }
+        if revoked_at.is_none() && received > 8 << 20 {
+            h.revoke_consent(citizen).await;
+            revoked_at = Some(Instant::now());
+        }
+        // Slow enough that the gigabyte cannot finish within the test.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let after = revoked_at.expect("revoked mid-download").elapsed();
+    println!("withheld revocation: stream ended {after:?} after it ({received} bytes)");
+    assert_eq!(outcome, "cut", "received {received} bytes");
+    assert!(
+        after < Duration::from_secs(5),
+        "cut {after:?} after the revocation (bound 2 s)"
+    );
+}

@@ -334,6 +334,20 @@ pub struct Supervised {
     pub config: PathBuf,
 }
 
+impl Supervised {
+    /// A second instance of the deployment's binary and configuration, logging to `log`, for
+    /// cases that must start a gateway of their own beside the deployment (never touching it).
+    pub fn second_instance(&self, log: PathBuf) -> GatewayProcess {
+        GatewayProcess::new(
+            self.bin.clone(),
+            self.config.clone(),
+            Vec::new(),
+            log,
+            String::new(),
+        )
+    }
+}
+
 impl Target {
     /// SIGKILLs the supervised gateway and waits until the process is gone.
     pub async fn kill_supervised(&self) -> anyhow::Result<()> {

@@ -78,13 +78,7 @@ pub async fn store_full(ctx: &Ctx) -> anyhow::Result<Outcome> {
             // Mode 2 under a supervisor: a second instance of the deployment's binary and
             // configuration, its store (SQLite) moved onto the small disk; the deployment's own
             // store is never touched.
-            template = crate::target::GatewayProcess::new(
-                s.bin.clone(),
-                s.config.clone(),
-                Vec::new(),
-                ctx.target.work_dir.join("store-full-gateway.log"),
-                String::new(),
-            );
+            template = s.second_instance(ctx.target.work_dir.join("store-full-gateway.log"));
             &template
         }
         (None, None) => {

@@ -247,13 +247,7 @@ pub async fn foreign_ca(ctx: &Ctx) -> anyhow::Result<Outcome> {
         (Some(p), _) => p,
         (None, Some(s)) => {
             // Mode 2 under a supervisor: a second instance of the same binary and configuration.
-            template = crate::target::GatewayProcess::new(
-                s.bin.clone(),
-                s.config.clone(),
-                Vec::new(),
-                ctx.target.work_dir.join("foreign-gateway.log"),
-                String::new(),
-            );
+            template = s.second_instance(ctx.target.work_dir.join("foreign-gateway.log"));
             &template
         }
         (None, None) => {

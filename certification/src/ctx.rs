@@ -74,6 +74,10 @@ pub struct Fixture {
     pub a_lost: Msg,
     /// A: first read while the store cannot write (OPEN-9; never released).
     pub a_store_full: Msg,
+    /// A: first read under strace (OPEN-10: the opening synced before the first byte).
+    pub a_durable: Msg,
+    /// A: first read under strace (TRACE-5: the audit line synced before the first byte).
+    pub a_audited: Msg,
     /// B: A's neighbour's message.
     pub b_normal: Msg,
     /// The slow reader's large attachment.
@@ -190,6 +194,8 @@ impl Ctx {
         let a_late = deliver(a_code.clone(), "Normal", None, "late").await?;
         let a_lost = deliver(a_code.clone(), "Normal", None, "lost").await?;
         let a_store_full = deliver(a_code.clone(), "Normal", None, "store-full").await?;
+        let a_durable = deliver(a_code.clone(), "Normal", None, "durable").await?;
+        let a_audited = deliver(a_code.clone(), "Normal", None, "audited").await?;
         let b_normal = deliver(b.code.clone(), "Normal", SMALL, "neighbour").await?;
         // The citizens to be revoked need mail for a session to exist.
         deliver(revoked.code.clone(), "Normal", None, "revoked").await?;
@@ -222,6 +228,8 @@ impl Ctx {
                 a_probe,
                 a_head,
                 a_store_full,
+                a_durable,
+                a_audited,
                 a_failed,
                 a_late,
                 a_lost,

@@ -195,6 +195,8 @@ pub struct Settings {
     pub admin_max_connections: usize,
     /// Whether the operator listener requires a client certificate.
     pub client_cert_required: bool,
+    /// The store backend (`sqlite` or `postgres`): which syncs durability means.
+    pub store_backend: String,
     /// Where each value came from, for the report.
     pub provenance: Vec<String>,
 }
@@ -220,6 +222,7 @@ impl Settings {
             write_idle_timeout: Duration::from_millis(30_000),
             admin_max_connections: 64,
             client_cert_required: false,
+            store_backend: "sqlite".to_owned(),
             provenance: Vec::new(),
         }
     }
@@ -283,6 +286,10 @@ impl Settings {
         if let Some(v) = int("consent", "revocation_bound_secs") {
             s.revocation_bound = Duration::from_secs(v.max(0) as u64);
             note("consent.revocation_bound_secs", &v);
+        }
+        if let Some(v) = lookup("store", "backend").and_then(|v| v.as_str().map(str::to_owned)) {
+            note("store.backend", &v);
+            s.store_backend = v;
         }
         if lookup("server", "client_ca").is_some() {
             s.client_cert_required = true;

@@ -44,9 +44,14 @@ fn the_real_gateway_is_certified_and_the_report_shows_every_requirement() {
             .expect("requirement in the JSON");
         if r.mandatory {
             // Every mandatory requirement passes; TLS-1 may only be "not checked" on a machine
-            // without openssl (CI installs it).
+            // without openssl, OPEN-10 and TRACE-5 on a developer's machine without strace (CI
+            // installs both and accepts no excuse).
             let verdict = entry["verdict"].as_str().unwrap_or("");
-            let excused = r.id == "TLS-1" && verdict == "NOT_CHECKED" && !openssl_present();
+            let excused = verdict == "NOT_CHECKED"
+                && ((r.id == "TLS-1" && !openssl_present())
+                    || (["OPEN-10", "TRACE-5"].contains(&r.id.as_str())
+                        && !tool_present("strace", "-V")
+                        && std::env::var_os("CI").is_none()));
             assert!(verdict == "PASS" || excused, "{}: {}", r.id, entry);
         }
     }
@@ -60,8 +65,12 @@ fn the_real_gateway_is_certified_and_the_report_shows_every_requirement() {
 }
 
 fn openssl_present() -> bool {
-    Command::new("openssl")
-        .arg("version")
+    tool_present("openssl", "version")
+}
+
+fn tool_present(tool: &str, arg: &str) -> bool {
+    Command::new(tool)
+        .arg(arg)
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)

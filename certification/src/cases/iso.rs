@@ -24,7 +24,7 @@ const RECV_BUFFER: u32 = 128 * 1024;
 /// Downloads whose clients stop reading at once.
 const STALLED: usize = 4;
 
-fn host_port(url: &str) -> String {
+pub(crate) fn host_port(url: &str) -> String {
     url.trim_start_matches("https://")
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -45,9 +45,9 @@ async fn tcp(addr: &str) -> anyhow::Result<TcpStream> {
     Ok(tokio::time::timeout(Duration::from_secs(10), socket.connect(addr)).await??)
 }
 
-type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+pub(crate) type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
-async fn tls(ctx: &Ctx, alpn: &[u8]) -> anyhow::Result<Tls> {
+pub(crate) async fn tls(ctx: &Ctx, alpn: &[u8]) -> anyhow::Result<Tls> {
     let hp = host_port(&ctx.target.gateway_url);
     let host = hp
         .rsplit_once(':')

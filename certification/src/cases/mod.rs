@@ -4,6 +4,7 @@
 
 mod assertions;
 mod consent;
+mod durability;
 mod hooks;
 pub mod iso;
 mod openings;
@@ -54,6 +55,8 @@ pub const ALL: &[&str] = &[
     "consent-revoked-within-bound",
     "consent-bound-without-feed",
     "openings-crash",
+    "openings-synced-before-release",
+    "audit-synced-before-answer",
     "tls-foreign-dvv-ca",
     "window-open-files",
     "iso-silent-sockets",
@@ -112,6 +115,8 @@ pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
         "openings-crash" => openings::crash(ctx).await,
         "openings-none-for-listed" => openings::none_for_listed(ctx).await,
         "openings-store-full" => store::store_full(ctx).await,
+        "openings-synced-before-release" => durability::opening_synced(ctx).await,
+        "audit-synced-before-answer" => durability::audit_synced(ctx).await,
         "tls-old-versions" => transport::old_versions(ctx).await,
         "tls-foreign-dvv-ca" => transport::foreign_ca(ctx).await,
         "dvv-client-authenticated" => transport::client_authenticated(ctx).await,

@@ -61,7 +61,7 @@ pub struct Counted {
 impl Counted {
     /// Instructions per request.
     pub fn per_request(&self) -> f64 {
-        self.instructions as f64 / (self.requests.max(1)) as f64
+        self.instructions as f64 / self.requests.max(1) as f64
     }
 }
 

@@ -145,7 +145,13 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
         notes.extend(finished.notes);
     }
     let mut instructions = Vec::new();
-    if wants(Only::Instructions) {
+    // Minutes under valgrind: in smoke mode only when asked for by name.
+    let count_instructions = if smoke {
+        args.only.contains(&Only::Instructions)
+    } else {
+        wants(Only::Instructions)
+    };
+    if count_instructions {
         if instructions::available() {
             let nginx_bin = if plan.with_nginx {
                 let install = plan.install;

@@ -25,7 +25,7 @@ use super::contract::{BodyFormat, MessageDetail, MessagePage, MessageServiceType
 /// An inbox page as the operator receives it: DVV's own bytes when they are already in the
 /// contract's canonical form, otherwise the typed page re-encoded.
 pub fn page(bytes: Bytes) -> Result<Bytes, serde_json::Error> {
-    if serde_json::from_slice::<Page>(&bytes).is_ok() {
+    if is_canonical::<Page>(&bytes) {
         return Ok(bytes);
     }
     let page: MessagePage = serde_json::from_slice(&bytes)?;
@@ -44,7 +44,7 @@ pub enum Message {
 /// A message as the operator receives it (see [`page`]); a withheld one is decoded, for the
 /// refusal that names its summary.
 pub fn message(bytes: Bytes) -> Result<Message, serde_json::Error> {
-    if let Ok(detail) = serde_json::from_slice::<Detail>(&bytes) {
+    if let Some(detail) = parse_strict::<Detail>(&bytes) {
         let withheld = detail.message_service_type == MessageServiceType::Verifiable
             && detail.receipt_confirmed_at.0.is_none();
         if !withheld {
@@ -58,6 +58,18 @@ pub fn message(bytes: Bytes) -> Result<Message, serde_json::Error> {
     serde_json::to_vec(&detail)
         .map(Bytes::from)
         .map(Message::Release)
+}
+
+/// The strict shape of `bytes`, when they hold one. UTF-8 is checked once for the whole body
+/// (the parser then reads `&str` and need not check each string again); a body that is not UTF-8
+/// is not canonical and takes the typed path, which reports it.
+fn parse_strict<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str(text).ok()
+}
+
+fn is_canonical<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
+    parse_strict::<T>(bytes).is_some()
 }
 
 // ---- the canonical shapes: exactly the contract's fields, nothing kept but what is acted on ----
@@ -358,6 +370,7 @@ mod tests {
             &br#"{"messages": [], "continuationToken": null} trailing"#[..],
             br#"{"messages": [{"messageId": 1}], "continuationToken": null}"#,
             b"\xff",
+            b"{\"messages\": [], \"continuationToken\": \"\xff\"}",
         ] {
             assert!(page(Bytes::copy_from_slice(bad)).is_err());
         }

@@ -68,8 +68,27 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `bin run --config config`, logging to `log`, and waits until `/readyz` answers 200.
     pub async fn start(bin: &Path, config: &Path, log_path: &Path) -> anyhow::Result<Self> {
+        Self::start_under(&[], bin, config, log_path, READY_TIMEOUT).await
+    }
+
+    /// As [`Self::start`], with the command run under `wrapper` (e.g. `valgrind
+    /// --tool=callgrind`), waiting at most `ready_timeout` for `/readyz`.
+    pub async fn start_under(
+        wrapper: &[std::ffi::OsString],
+        bin: &Path,
+        config: &Path,
+        log_path: &Path,
+        ready_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let log = std::fs::File::create(log_path)?;
-        let mut cmd = tokio::process::Command::new(bin);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => tokio::process::Command::new(bin),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(config)
@@ -85,7 +104,7 @@ impl Gateway {
         let gateway = Self { child, pid };
         let admin = admin_addr(config)?;
         let endpoint = Endpoint::plain(admin)?;
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let deadline = Instant::now() + ready_timeout;
         loop {
             if let Ok((status, _)) = endpoint.call(Method::GET, "/readyz", &[], None).await {
                 if status.is_success() {

@@ -3,11 +3,13 @@
 //!
 //! `cargo run --release -p ikkuna-bench` runs everything (about 15 minutes on 2 cores);
 //! `--smoke` runs a few seconds to keep the command working; `--only consent-memory` and
-//! `--only outbox` run the library measurements alone.
+//! `--only outbox` run the library measurements alone; `--only instructions` counts the
+//! instructions per request of W1 and W2 (gateway and nginx under valgrind's callgrind).
 
 mod client;
 mod extras;
 mod gateway;
+mod instructions;
 mod load;
 mod nginx;
 mod procs;
@@ -30,6 +32,8 @@ enum Only {
     ConsentMemory,
     /// Durable first openings straight into the outbox.
     Outbox,
+    /// Instructions per request of W1 and W2, gateway and nginx under valgrind's callgrind.
+    Instructions,
 }
 
 /// Benchmarks the Ikkuna gateway beside nginx and the sandbox DVV.
@@ -69,6 +73,12 @@ struct Args {
     /// Never install nginx, even when missing.
     #[arg(long)]
     no_install: bool,
+    /// Requests counted per workload and target under callgrind (default 2000; smoke 50).
+    #[arg(long)]
+    count_requests: Option<usize>,
+    /// Where the callgrind dumps are kept (default `target/instructions`).
+    #[arg(long)]
+    profile_dir: Option<PathBuf>,
     /// Where to write the report (default `BENCHMARKS.md`; smoke writes none unless given).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -134,6 +144,47 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
         facts.extend(finished.facts);
         notes.extend(finished.notes);
     }
+    let mut instructions = Vec::new();
+    // Minutes under valgrind: in smoke mode only when asked for by name.
+    let count_instructions = if smoke {
+        args.only.contains(&Only::Instructions)
+    } else {
+        wants(Only::Instructions)
+    };
+    if count_instructions {
+        if instructions::available() {
+            let nginx_bin = if plan.with_nginx {
+                let install = plan.install;
+                tokio::task::spawn_blocking(move || nginx::find_or_install(install)).await??
+            } else {
+                None
+            };
+            let count = instructions::CountPlan {
+                requests: args.count_requests.unwrap_or(if smoke { 50 } else { 2000 }),
+                warmup: if smoke { 64 } else { 400 },
+                connections: if smoke { 4 } else { 16 },
+                gateway_bin: args.gateway_bin.clone(),
+                profile_dir: args.profile_dir.clone().unwrap_or_else(|| {
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("..")
+                        .join("target")
+                        .join("instructions")
+                }),
+            };
+            instructions = instructions::run(&count, nginx_bin.as_deref(), sandbox_rt).await?;
+            facts.push((
+                "instruction count".to_owned(),
+                format!(
+                    "valgrind --tool=callgrind, {} requests per workload and target after {} warm-up requests, {} connections, closed loop; nginx as one process (master_process off)",
+                    count.requests, count.warmup, count.connections
+                ),
+            ));
+        } else {
+            notes.push(
+                "valgrind was not found: instructions per request were not counted.".to_owned(),
+            );
+        }
+    }
     let mut outbox = Vec::new();
     if wants(Only::Outbox) {
         let n = if smoke { 500 } else { 50_000 };
@@ -171,6 +222,7 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
             notes,
             consent,
             outbox,
+            instructions,
         },
     );
     println!("{text}");

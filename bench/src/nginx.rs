@@ -104,6 +104,8 @@ pub struct Settings<'a> {
     pub consent_id: &'a str,
     /// Worker processes (the gateway gets as many threads).
     pub workers: usize,
+    /// One process doing everything (`master_process off`), as the instruction count needs.
+    pub single_process: bool,
 }
 
 impl Settings<'_> {
@@ -118,7 +120,7 @@ impl Settings<'_> {
             "# Written by ikkuna-bench: a plain TLS reverse proxy to the sandbox DVV.\n\
              {user}worker_processes {workers};\n\
              daemon off;\n\
-             master_process on;\n\
+             master_process {master};\n\
              pid {d}/nginx.pid;\n\
              error_log {d}/error.log warn;\n\
              events {{ worker_connections 8192; }}\n\
@@ -163,6 +165,7 @@ impl Settings<'_> {
              \x20   }}\n\
              }}\n",
             workers = self.workers.max(1),
+            master = if self.single_process { "off" } else { "on" },
             upstream = self.upstream,
             listen = self.listen,
             cert = self.cert.display(),
@@ -187,6 +190,18 @@ impl Nginx {
     /// Writes the configuration (owner-only: it holds a sandbox token) into `dir` and starts
     /// nginx, waiting until it accepts connections.
     pub async fn start(bin: &Path, dir: &Path, settings: &Settings<'_>) -> anyhow::Result<Self> {
+        Self::start_under(&[], bin, dir, settings, Duration::from_secs(20)).await
+    }
+
+    /// As [`Self::start`], with nginx run under `wrapper` (e.g. `valgrind --tool=callgrind`),
+    /// waiting at most `listen_timeout` for it to accept connections.
+    pub async fn start_under(
+        wrapper: &[std::ffi::OsString],
+        bin: &Path,
+        dir: &Path,
+        settings: &Settings<'_>,
+        listen_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir.join("tmp"))?;
         let conf = dir.join("nginx.conf");
         write_private(&conf, &settings.render(dir))?;
@@ -201,7 +216,15 @@ impl Nginx {
             "nginx -t refused the configuration: {}",
             String::from_utf8_lossy(&check.stderr)
         );
-        let child = tokio::process::Command::new(bin)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => tokio::process::Command::new(bin),
+        };
+        let child = cmd
             .arg("-p")
             .arg(dir)
             .arg("-c")
@@ -213,7 +236,7 @@ impl Nginx {
             .spawn()
             .context("starting nginx")?;
         let pid = child.id().context("nginx pid")?;
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + listen_timeout;
         while tokio::net::TcpStream::connect(settings.listen)
             .await
             .is_err()

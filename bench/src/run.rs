@@ -18,7 +18,7 @@ use crate::report::{Mode, Sample, Target};
 use crate::setup::{self, Mail};
 
 /// DVV bearer tokens issued by the benchmark's sandbox live this long (nginx holds one).
-const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 /// Citizen assertions in each pool (used in turn, one per request).
 const ASSERTION_POOL: usize = 256;
 /// The fixed offered rate is this share of the slower proxy's saturation throughput.
@@ -156,6 +156,7 @@ pub async fn run(plan: &Plan, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Re
                 token: &token,
                 consent_id: &mail.reader.consent_id,
                 workers,
+                single_process: false,
             };
             let started = Nginx::start(bin, &dir.path().join("nginx"), &settings).await?;
             proxy = Some((started, Endpoint::tls(listen, &info.ca_cert, None)?));
@@ -411,7 +412,7 @@ fn path(kind: Kind, target: Target, mail: &Mail) -> String {
 
 /// Reads the W2 message and the W3 attachment once through the gateway, so their openings are
 /// recorded before measuring (W2 and W3 measure reads, W4 first openings).
-async fn prime_openings(
+pub(crate) async fn prime_openings(
     gw: &Endpoint,
     data_dir: &std::path::Path,
     mail: &Mail,
@@ -491,7 +492,7 @@ async fn settle(pids: &[u32]) {
     }
 }
 
-fn free_port() -> anyhow::Result<std::net::SocketAddr> {
+pub(crate) fn free_port() -> anyhow::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }

@@ -21,7 +21,7 @@ pub struct Facts {
     /// The route it matched, once routed.
     pub route: Option<Route>,
     /// The citizen's keyed pseudonym, once the assertion verified (and an audit key exists).
-    pub citizen: Option<String>,
+    pub citizen: Option<std::sync::Arc<str>>,
     /// The consent through which DVV is addressed, once known.
     pub consent_id: Option<String>,
     /// The message id, as the handler decoded it from the path.
@@ -56,6 +56,12 @@ impl Ctx {
         self.facts().clone()
     }
 
+    /// The ids decoded from the path (message, attachment), without copying the other facts.
+    pub fn path_ids(&self) -> (Option<i64>, Option<i64>) {
+        let facts = self.facts();
+        (facts.message_id, facts.attachment_id)
+    }
+
     /// The request id.
     pub fn request_id(&self) -> String {
         self.facts().request_id.clone()
@@ -67,7 +73,7 @@ impl Ctx {
     }
 
     /// Notes the verified citizen's pseudonym.
-    pub fn citizen(&self, pseudonym: Option<String>) {
+    pub fn citizen(&self, pseudonym: Option<std::sync::Arc<str>>) {
         self.facts().citizen = pseudonym;
     }
 

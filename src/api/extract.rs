@@ -117,8 +117,8 @@ impl<S: Send + Sync> FromRequestParts<S> for MessageId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let facts = ctx_of(parts)?.snapshot();
-        facts.message_id.map(Self).ok_or_else(ApiError::internal)
+        let (message_id, _) = ctx_of(parts)?.path_ids();
+        message_id.map(Self).ok_or_else(ApiError::internal)
     }
 }
 
@@ -126,8 +126,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AttachmentRef {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let facts = ctx_of(parts)?.snapshot();
-        match (facts.message_id, facts.attachment_id) {
+        match ctx_of(parts)?.path_ids() {
             (Some(message_id), Some(attachment_id)) => Ok(Self {
                 message_id,
                 attachment_id,
@@ -151,11 +150,18 @@ async fn verify(window: &Window, headers: &HeaderMap, ctx: &Ctx) -> Result<Citiz
         }
         Err(e) => return Err(e.into()),
     };
-    // Audit and rate limits name the citizen only by keyed pseudonyms.
-    ctx.citizen(window.audit.pseudonym(&citizen.identity));
-    window
-        .limits
-        .check_citizen(&window.consents.key_of(&citizen.identity))?;
+    // Audit and rate limits name the citizen only by keyed pseudonyms, derived once per
+    // verified assertion (the other calls of the session reuse them).
+    ctx.citizen(
+        citizen
+            .derived
+            .audit_pseudonym(|| window.audit.pseudonym(&citizen.identity)),
+    );
+    window.limits.check_citizen(
+        &window
+            .consents
+            .key_memoised(&citizen.identity, &citizen.derived),
+    )?;
     window.limits.check_dvv()?;
     Ok(citizen)
 }
@@ -167,9 +173,10 @@ pub(super) async fn consent_of(
 ) -> Result<ConsentDecision, ApiError> {
     let dvv = &window.dvv;
     let identity = &citizen.identity;
+    let key = window.consents.key_memoised(identity, &citizen.derived);
     let decision = window
         .consents
-        .get_or_lookup(identity, || async move {
+        .get_or_lookup_by_key(key, || async move {
             let answer = dvv.lookup_consent(identity).await?;
             Ok::<_, crate::dvv::DvvError>(answer.value.map(|record| Consent {
                 active: record.state == ConsentState::Active,

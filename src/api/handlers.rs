@@ -18,6 +18,7 @@ use super::extract::{Admitted, AttachmentRef, Consented, MessageId};
 use super::paging::PageQuery;
 use super::state::{SharedWindow, Window};
 use crate::consent::ConsentDecision;
+use crate::dvv::canonical::Message;
 use crate::server::ConnectionHandle;
 use std::sync::Arc;
 
@@ -61,17 +62,16 @@ pub async fn list_messages(
 ) -> Result<Response, ApiError> {
     let answer = window
         .dvv
-        .list_messages(
+        .list_messages_json(
             &admitted.consent_id,
             page.continuation_token.as_deref(),
             page.limit,
         )
         .await
         .map_err(|e| ctx.refuse(forget_if_revoked(&window, &admitted.consent_id, e)))?;
-    Ok(json_no_store(
+    Ok(json_bytes_no_store(
         &ctx,
-        StatusCode::OK,
-        &answer.value,
+        answer.value,
         answer.trace_id.as_deref(),
     ))
 }
@@ -96,26 +96,24 @@ async fn read_message(
 ) -> Result<Response, ApiError> {
     let answer = window
         .dvv
-        .get_message(&admitted.consent_id, message_id)
+        .get_message_json(&admitted.consent_id, message_id)
         .await
         .map_err(|e| forget_if_revoked(window, &admitted.consent_id, e))?;
     ctx.dvv_trace(answer.trace_id.as_deref());
-    let detail = answer.value;
-    if detail.is_withheld() {
-        let summary = serde_json::to_value(&detail.summary).map_err(|_| ApiError::internal())?;
-        return Err(ApiError::receipt_required(summary, answer.trace_id));
-    }
+    let body = match answer.value {
+        Message::Release(body) => body,
+        Message::Withheld(detail) => {
+            let summary =
+                serde_json::to_value(&detail.summary).map_err(|_| ApiError::internal())?;
+            return Err(ApiError::receipt_required(summary, answer.trace_id));
+        }
+    };
     window
         .recorded
         .ensure(&window.outbox, &admitted.consent_id, message_id)
         .await
         .map_err(refuse_release)?;
-    Ok(json_no_store(
-        ctx,
-        StatusCode::OK,
-        &detail,
-        answer.trace_id.as_deref(),
-    ))
+    Ok(json_bytes_no_store(ctx, body, answer.trace_id.as_deref()))
 }
 
 /// `POST /v1/messages/{id}/receipt`: the citizen's confirmation of receipt, a legal act at DVV.
@@ -252,7 +250,7 @@ fn bounded_stream(
                     crate::outflow::CutReason::Revoked => "stream_cut_revoked",
                 }),
                 trace_id: facts.dvv_trace_id,
-                citizen: facts.citizen,
+                citizen: facts.citizen.as_deref().map(str::to_owned),
             };
             tokio::spawn(async move {
                 if let Err(error) = window.audit.record(record).await {
@@ -300,6 +298,21 @@ fn insert_trace(headers: &mut HeaderMap, trace_id: Option<&str>) {
     if let Some(v) = trace_id.and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.insert(DVV_TRACE_HEADER, v);
     }
+}
+
+/// A 200 answer of JSON bytes checked against the contract (see [`crate::dvv::canonical`]),
+/// never cached, with DVV's trace id (noted in the request's context too).
+fn json_bytes_no_store(ctx: &Ctx, body: bytes::Bytes, trace_id: Option<&str>) -> Response {
+    ctx.dvv_trace(trace_id);
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    insert_trace(headers, trace_id);
+    response
 }
 
 /// A JSON answer, never cached, with DVV's trace id (noted in the request's context too).

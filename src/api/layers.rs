@@ -44,18 +44,24 @@ pub(super) async fn identify(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let facts = ctx.snapshot();
+    // Every field is structured and safe on its own (see `redact::ACCESS_LOG_TARGET`): the
+    // method from a fixed set, the route template, fixed labels, and DVV's trace id redacted.
+    let method = crate::telemetry::metrics::method_label(method.as_str());
+    let dvv_trace_id =
+        crate::telemetry::redact::redact(facts.dvv_trace_id.as_deref().unwrap_or(""));
     tracing::info!(
+        target: crate::telemetry::redact::ACCESS_LOG_TARGET,
         parent: &span,
-        %method,
+        method,
         route,
         status,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         error = facts.error.unwrap_or(""),
-        dvv_trace_id = facts.dvv_trace_id.as_deref().unwrap_or(""),
+        dvv_trace_id = &*dvv_trace_id,
         "operator api"
     );
     crate::telemetry::metrics::with(|m| {
-        m.observe_http(&route, method.as_str(), status, started.elapsed());
+        m.observe_http(&route, method, status, started.elapsed());
     });
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -189,7 +195,7 @@ pub(super) async fn audit(
         status,
         reason: facts.error,
         trace_id: facts.dvv_trace_id,
-        citizen: facts.citizen,
+        citizen: facts.citizen.as_deref().map(str::to_owned),
     };
     match window.audit.record(access).await {
         Ok(()) => response,

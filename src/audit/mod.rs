@@ -85,7 +85,7 @@ impl AuditLog {
     /// Appends one access and waits until it is written. Disabled: always `Ok`.
     pub async fn record(&self, access: Access) -> Result<(), AuditError> {
         match &self.inner {
-            Some(enabled) => enabled.writer.append(access).await,
+            Some(enabled) => enabled.writer.append(access).await.map(drop),
             None => Ok(()),
         }
     }

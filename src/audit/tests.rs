@@ -97,3 +97,84 @@ async fn rotation_by_size_keeps_one_chain_across_files() {
         report.problems
     );
 }
+
+/// Group commit: concurrent accesses share one sync, and none is answered before a sync that
+/// covers its own line. The sync is a seam that records the file's length each time it runs and
+/// holds the first sync until the other appends are queued, so the batching is not left to timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_accesses_share_one_sync_and_each_is_durable_before_its_answer() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const LATER: usize = 63;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("audit.jsonl");
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let synced_len = Arc::new(AtomicU64::new(0));
+    let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let sync: writer::SyncFn = {
+        let (syncs, synced_len) = (Arc::clone(&syncs), Arc::clone(&synced_len));
+        Box::new(move |f: &std::fs::File| {
+            if syncs.fetch_add(1, Ordering::SeqCst) == 0 {
+                // The first batch (one line) stays in its sync until the rest are queued.
+                let _ = gate.lock().expect("gate").recv();
+            }
+            f.sync_data()?;
+            synced_len.store(f.metadata()?.len(), Ordering::SeqCst);
+            Ok(())
+        })
+    };
+    let mut durable = settings(&file, 0);
+    durable.fsync = true;
+    let (handle, thread) = writer::start_with_sync(durable, sync).expect("writer starts");
+
+    // Each append notes how many bytes were synced when its answer came.
+    let append = |n: i64| {
+        let (handle, synced_len) = (handle.clone(), Arc::clone(&synced_len));
+        tokio::spawn(async move {
+            let seq = handle.append(access(n)).await.expect("written");
+            (seq, synced_len.load(Ordering::SeqCst))
+        })
+    };
+    let first = append(0);
+    while syncs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let later: Vec<_> = (1..=LATER as i64).map(append).collect();
+    while handle.queued() < LATER {
+        tokio::task::yield_now().await;
+    }
+    open_gate.send(()).expect("gate");
+    let mut answers = vec![first.await.expect("task")];
+    for task in later {
+        answers.push(task.await.expect("task"));
+    }
+    drop(handle);
+    thread.join().expect("writer thread ends");
+
+    // 64 lines, 2 syncs: the lone first line's, then one for the 63 that queued behind it.
+    assert_eq!(syncs.load(Ordering::SeqCst), 2, "one sync per batch");
+    let text = std::fs::read(&file).expect("read");
+    let line_ends: Vec<u64> = text
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(at, _)| at as u64 + 1)
+        .collect();
+    assert_eq!(line_ends.len(), LATER + 1);
+    let mut seqs: Vec<u64> = answers.iter().map(|(seq, _)| *seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (0..=LATER as u64).collect::<Vec<_>>(),
+        "one line each"
+    );
+    for (seq, synced) in answers {
+        let end = line_ends[usize::try_from(seq).expect("seq")];
+        assert!(
+            synced >= end,
+            "line {seq} (ends at byte {end}) was answered when only {synced} bytes were synced"
+        );
+    }
+}

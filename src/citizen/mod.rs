@@ -8,6 +8,7 @@
 //! behalf of someone else) and yields a [`Citizen`], or an [`AssertionError`] that maps to one
 //! HTTP status and one client-facing reason. No HTTP framework type appears here.
 
+mod derived;
 mod error;
 mod fetch;
 mod jwks;
@@ -20,6 +21,7 @@ mod verifier;
 #[cfg(test)]
 mod tests;
 
+pub use derived::Derived;
 pub use error::{AssertionError, JwksError, VerifierBuildError};
 pub use jsonwebtoken::Algorithm;
 pub use representation::{names_representation, VERIFIER_CLAIMS};

@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::derived::Derived;
 use super::keys::KeySet;
 
 /// Most remembered signatures; each entry is about a hundred bytes.
 const CAPACITY: u64 = 100_000;
 
-/// Digests of tokens whose signature verified, each with the key set that verified it.
+/// Digests of tokens whose signature verified, each with the key set that verified it and the
+/// names derived from its citizen (see `derived`).
 pub(crate) struct VerifiedSignatures {
-    entries: moka::sync::Cache<[u8; 32], Arc<KeySet>>,
+    entries: moka::sync::Cache<[u8; 32], (Arc<KeySet>, Arc<Derived>)>,
 }
 
 impl VerifiedSignatures {
@@ -39,11 +41,12 @@ impl VerifiedSignatures {
         Sha256::digest(token.as_bytes()).into()
     }
 
-    /// True when this token's signature already verified under exactly `keys`.
-    pub(crate) fn contains(&self, digest: &[u8; 32], keys: &Arc<KeySet>) -> bool {
+    /// When this token's signature already verified under exactly `keys`: its derived names.
+    pub(crate) fn get(&self, digest: &[u8; 32], keys: &Arc<KeySet>) -> Option<Arc<Derived>> {
         self.entries
             .get(digest)
-            .is_some_and(|verified_under| Arc::ptr_eq(&verified_under, keys))
+            .filter(|(verified_under, _)| Arc::ptr_eq(verified_under, keys))
+            .map(|(_, derived)| derived)
     }
 
     /// True when the digest is remembered under any key set (tests only).
@@ -52,8 +55,8 @@ impl VerifiedSignatures {
         self.entries.contains_key(digest)
     }
 
-    /// Remembers that the token's signature verified under `keys`.
-    pub(crate) fn insert(&self, digest: [u8; 32], keys: &Arc<KeySet>) {
-        self.entries.insert(digest, Arc::clone(keys));
+    /// Remembers that the token's signature verified under `keys`, with its derived names.
+    pub(crate) fn insert(&self, digest: [u8; 32], keys: &Arc<KeySet>, derived: Arc<Derived>) {
+        self.entries.insert(digest, (Arc::clone(keys), derived));
     }
 }

@@ -10,6 +10,9 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use super::derived::Derived;
 use super::error::{AssertionError, JwksError, VerifierBuildError};
 use super::jwks::JwksStore;
 use super::seen::VerifiedSignatures;
@@ -19,7 +22,7 @@ use super::settings::{is_asymmetric, VerifierSettings};
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// A citizen proven by a verified assertion: who, how strongly, and until when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Citizen {
     /// The citizen's own identity code (`sub`); redacted in `Debug`.
     pub identity: IdentityCode,
@@ -27,7 +30,20 @@ pub struct Citizen {
     pub acr: String,
     /// When the assertion expires (`exp`).
     pub expires_at: DateTime<Utc>,
+    /// Pseudonyms derived from `identity`, shared by every call with the same assertion.
+    pub derived: Arc<Derived>,
 }
+
+/// Two citizens are equal when the assertions prove the same facts (the memo is not a fact).
+impl PartialEq for Citizen {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity == other.identity
+            && self.acr == other.acr
+            && self.expires_at == other.expires_at
+    }
+}
+
+impl Eq for Citizen {}
 
 /// Verifies the citizen assertions the operator's backend sends with each call.
 ///
@@ -121,8 +137,8 @@ impl AssertionVerifier {
             return Err(AssertionError::KeyMismatch);
         }
         let digest = VerifiedSignatures::digest(token);
-        let remembered = self.seen.contains(&digest, &keys);
-        if !remembered {
+        let remembered = self.seen.get(&digest, &keys);
+        if remembered.is_none() {
             let valid =
                 jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, alg)
                     .map_err(|_| AssertionError::BadSignature)?;
@@ -131,11 +147,13 @@ impl AssertionVerifier {
             }
         }
         let claims: Map<String, Value> = decode_json(payload_b64)?;
-        let citizen = self.check_claims(&claims, now)?;
-        if !remembered {
+        let derived = remembered.clone().unwrap_or_default();
+        let citizen = self.check_claims(&claims, now, derived)?;
+        if remembered.is_none() {
             // Only assertions that passed every check are remembered: a flood of tokens that
             // verify but are refused (expired, wrong audience) cannot fill the cache.
-            self.seen.insert(digest, &keys);
+            self.seen
+                .insert(digest, &keys, Arc::clone(&citizen.derived));
         }
         Ok(citizen)
     }
@@ -156,6 +174,7 @@ impl AssertionVerifier {
         &self,
         claims: &Map<String, Value>,
         now: i64,
+        derived: Arc<Derived>,
     ) -> Result<Citizen, AssertionError> {
         let s = &self.settings;
         let iss = string_claim(claims, "iss")?;
@@ -211,6 +230,7 @@ impl AssertionVerifier {
             identity,
             acr,
             expires_at,
+            derived,
         })
     }
 }

@@ -126,6 +126,8 @@ impl Expiry<CitizenKey, Entry> for ByDecision {
 struct Inner {
     cache: Cache<CitizenKey, Entry>,
     keyer: Keyer,
+    /// Names this cache's (random) key among others in the process, for memoised keys.
+    keyer_id: u64,
     changes: Changes,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -156,6 +158,10 @@ impl ConsentCache {
             inner: Arc::new(Inner {
                 cache,
                 keyer: Keyer::random(),
+                keyer_id: {
+                    static NEXT: AtomicU64 = AtomicU64::new(1);
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                },
                 changes: Changes::new(retention),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
@@ -176,6 +182,22 @@ impl ConsentCache {
     pub async fn get_or_lookup<F, Fut, E>(
         &self,
         citizen: &IdentityCode,
+        lookup: F,
+    ) -> Result<ConsentDecision, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<Consent>, E>>,
+        E: Clone + Send + Sync + 'static,
+    {
+        self.get_or_lookup_by_key(self.inner.keyer.key(citizen), lookup)
+            .await
+    }
+
+    /// [`Self::get_or_lookup`] for the citizen whose key ([`Self::key_of`] or
+    /// [`Self::key_memoised`]) is `key`.
+    pub async fn get_or_lookup_by_key<F, Fut, E>(
+        &self,
+        key: CitizenKey,
         mut lookup: F,
     ) -> Result<ConsentDecision, E>
     where
@@ -184,7 +206,6 @@ impl ConsentCache {
         E: Clone + Send + Sync + 'static,
     {
         let inner = &self.inner;
-        let key = inner.keyer.key(citizen);
         let mut last = ConsentDecision::None;
         for _ in 0..MAX_ATTEMPTS {
             let looked_up = AtomicBool::new(false);
@@ -278,6 +299,17 @@ impl ConsentCache {
     /// identity code and cannot be turned back into one without this process's key).
     pub fn key_of(&self, citizen: &IdentityCode) -> CitizenKey {
         self.inner.keyer.key(citizen)
+    }
+
+    /// [`Self::key_of`], derived once per verified assertion and remembered in its `memo`.
+    pub fn key_memoised(
+        &self,
+        citizen: &IdentityCode,
+        memo: &crate::citizen::Derived,
+    ) -> CitizenKey {
+        CitizenKey::from_bytes(memo.keyed(self.inner.keyer_id, || {
+            self.inner.keyer.key(citizen).to_bytes()
+        }))
     }
 }
 

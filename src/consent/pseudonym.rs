@@ -16,6 +16,18 @@ impl std::fmt::Debug for CitizenKey {
     }
 }
 
+impl CitizenKey {
+    /// The key's bytes (to be remembered beside a verified assertion).
+    pub(crate) fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
+    /// A key remembered by [`Self::to_bytes`].
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
 /// Derives [`CitizenKey`]s under one random per-process key.
 #[derive(Clone)]
 pub(crate) struct Keyer {

@@ -190,6 +190,19 @@ impl DvvClient {
         continuation: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Upstream<MessagePage>, DvvError> {
+        let url = self.inbox_url(consent_id, continuation, limit)?;
+        let span = tracing::debug_span!("dvv", op = "list_messages", consent_id);
+        self.get_json("list_messages", Lane::Interactive, span, url)
+            .await
+    }
+
+    /// The inbox page's URL.
+    fn inbox_url(
+        &self,
+        consent_id: &str,
+        continuation: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Url, DvvError> {
         let mut url = self.url(&["v1", "consents", consent_id, "messages"])?;
         {
             let mut query = url.query_pairs_mut();
@@ -203,9 +216,7 @@ impl DvvClient {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        let span = tracing::debug_span!("dvv", op = "list_messages", consent_id);
-        self.get_json("list_messages", Lane::Interactive, span, url)
-            .await
+        Ok(url)
     }
 
     /// One message. For an unconfirmed Verifiable message DVV withholds the body and attachments.
@@ -693,5 +704,6 @@ impl<T> Upstream<T> {
     }
 }
 
+mod forward;
 #[cfg(test)]
 mod tests;

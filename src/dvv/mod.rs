@@ -11,6 +11,7 @@
 
 mod assertion;
 mod body;
+pub mod canonical;
 mod client;
 pub mod contract;
 pub mod error;

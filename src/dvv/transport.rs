@@ -129,8 +129,21 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     response: Response<Incoming>,
     trace_id: &Option<String>,
 ) -> Result<T, DvvError> {
-    let bytes = read_limited(response.into_body(), JSON_LIMIT, trace_id).await?;
-    serde_json::from_slice(&bytes).map_err(|error| DvvError::InvalidResponse {
+    let bytes = read_json_bytes(response, trace_id).await?;
+    serde_json::from_slice(&bytes).map_err(|error| json_error(&error, trace_id))
+}
+
+/// A JSON response's body, whole, within the JSON size limit (not yet parsed).
+pub(crate) async fn read_json_bytes(
+    response: Response<Incoming>,
+    trace_id: &Option<String>,
+) -> Result<Bytes, DvvError> {
+    read_limited(response.into_body(), JSON_LIMIT, trace_id).await
+}
+
+/// A body that is not the JSON the contract describes (where, never what: no content).
+pub(crate) fn json_error(error: &serde_json::Error, trace_id: &Option<String>) -> DvvError {
+    DvvError::InvalidResponse {
         what: format!(
             "unexpected JSON ({:?} error at line {} column {})",
             error.classify(),
@@ -138,7 +151,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
             error.column()
         ),
         trace_id: trace_id.clone(),
-    })
+    }
 }
 
 async fn read_limited(

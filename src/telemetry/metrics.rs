@@ -5,12 +5,13 @@
 //! token or content. Values owned by other parts (consent cache, outbox) are read at scrape time
 //! by [`Metrics::observe_counter`] and [`Metrics::set_gauge`] callers in the admin handler.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The `Content-Type` of the text exposition format.
@@ -45,6 +46,8 @@ pub struct Metrics {
     pub request_timeouts: IntCounter,
     /// Audit records written.
     pub audit_records: IntCounter,
+    /// `fdatasync`s of the audit file: with group commit, fewer than the records written.
+    pub audit_syncs: IntCounter,
     /// Audit records that could not be written (each refused its access).
     pub audit_failures: IntCounter,
     /// Consent checks answered from the cache.
@@ -83,6 +86,34 @@ pub struct Metrics {
     pub feed_failures: IntCounter,
     /// Seconds since the feed consumer last reached the end of the feed (-1 before the first).
     pub feed_lag: IntGauge,
+    /// The request metrics' children resolved so far, so a request does not look its label
+    /// values up in the registry (see [`Resolved`]).
+    resolved: Resolved,
+}
+
+/// Children of the labelled request metrics, resolved on first use and kept: a request then
+/// increments handles it finds in a short list instead of hashing and looking up its label
+/// strings (and formatting its status) in prometheus' maps. Bounded by the fixed label sets
+/// (route templates, methods, statuses, DVV operations and outcomes).
+#[derive(Default)]
+struct Resolved {
+    /// By route template: (method, status) → the request counter and the latency histogram.
+    http: RwLock<HashMap<Box<str>, Vec<HttpChildren>>>,
+    /// (operation, outcome) → the DVV latency histogram.
+    dvv: RwLock<Vec<DvvChild>>,
+}
+
+struct HttpChildren {
+    method: &'static str,
+    status: u16,
+    requests: IntCounter,
+    duration: Histogram,
+}
+
+struct DvvChild {
+    operation: &'static str,
+    outcome: &'static str,
+    duration: Histogram,
 }
 
 impl Metrics {
@@ -158,6 +189,10 @@ impl Metrics {
                 "Requests answered 504 because they passed server.request_timeout_ms.",
             )?,
             audit_records: counter("ikkuna_audit_records_total", "Audit records written.")?,
+            audit_syncs: counter(
+                "ikkuna_audit_syncs_total",
+                "fdatasyncs of the audit file; concurrent records share one (group commit).",
+            )?,
             audit_failures: counter(
                 "ikkuna_audit_write_failures_total",
                 "Audit records that could not be written; each refused its access.",
@@ -235,6 +270,7 @@ impl Metrics {
                 "Seconds since the feed consumer last reached the end of DVV's feed (-1 before the first time).",
             )?,
             registry,
+            resolved: Resolved::default(),
         };
         metrics.register_all()?;
         Ok(metrics)
@@ -253,6 +289,7 @@ impl Metrics {
             &self.shed,
             &self.request_timeouts,
             &self.audit_records,
+            &self.audit_syncs,
             &self.audit_failures,
             &self.consent_hits,
             &self.consent_misses,
@@ -293,26 +330,86 @@ impl Metrics {
     /// The method label is one of the standard methods or `other`, so a client cannot mint
     /// label values.
     pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
-        let method = KNOWN
-            .iter()
-            .find(|m| **m == method)
-            .copied()
-            .unwrap_or("other");
-        let status = status.to_string();
-        self.http_requests
-            .with_label_values(&[route, method, status.as_str()])
-            .inc();
-        self.http_duration
-            .with_label_values(&[route, method])
-            .observe(elapsed.as_secs_f64());
+        let method = method_label(method);
+        let seconds = elapsed.as_secs_f64();
+        let found = |children: &[HttpChildren]| {
+            children
+                .iter()
+                .find(|c| c.status == status && c.method == method)
+                .map(|c| {
+                    c.requests.inc();
+                    c.duration.observe(seconds);
+                })
+                .is_some()
+        };
+        {
+            let http = self
+                .resolved
+                .http
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if http.get(route).is_some_and(|children| found(children)) {
+                return;
+            }
+        }
+        let mut http = self
+            .resolved
+            .http
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let children = http.entry(Box::from(route)).or_default();
+        if found(children) {
+            return;
+        }
+        let child = HttpChildren {
+            method,
+            status,
+            requests: self.http_requests.with_label_values(&[
+                route,
+                method,
+                status.to_string().as_str(),
+            ]),
+            duration: self.http_duration.with_label_values(&[route, method]),
+        };
+        child.requests.inc();
+        child.duration.observe(seconds);
+        children.push(child);
     }
 
-    /// Records one logical DVV call.
+    /// Records one logical DVV call's latency under its operation and outcome.
     pub fn observe_dvv(&self, operation: &'static str, outcome: &'static str, elapsed: Duration) {
-        self.dvv_duration
-            .with_label_values(&[operation, outcome])
-            .observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        let found = |children: &[DvvChild]| {
+            children
+                .iter()
+                .find(|c| c.operation == operation && c.outcome == outcome)
+                .map(|c| c.duration.observe(seconds))
+                .is_some()
+        };
+        if found(
+            &self
+                .resolved
+                .dvv
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return;
+        }
+        let mut dvv = self
+            .resolved
+            .dvv
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if found(&dvv) {
+            return;
+        }
+        let duration = self.dvv_duration.with_label_values(&[operation, outcome]);
+        duration.observe(seconds);
+        dvv.push(DvvChild {
+            operation,
+            outcome,
+            duration,
+        });
     }
 
     /// Raises a counter to a total read from its owner (owners' totals only grow).
@@ -387,6 +484,17 @@ impl Metrics {
     }
 }
 
+/// An HTTP method as a label: one of a fixed set, else `other` (a client may send any token as
+/// a method, so the raw method never reaches a label or a log line).
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// The process-wide metrics. Initialised on first use; `None` only if a metric definition is
 /// invalid, which the unit tests rule out.
 pub fn metrics() -> Option<&'static Metrics> {
@@ -433,5 +541,36 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing");
         }
+    }
+
+    #[test]
+    fn resolved_handles_count_into_the_labelled_series() {
+        let m = metrics().expect("metrics build");
+        let route = "/test/resolved";
+        for _ in 0..3 {
+            m.observe_http(route, "GET", 418, Duration::from_millis(1));
+        }
+        m.observe_http(route, "GET", 419, Duration::from_millis(1));
+        m.observe_http(route, "010190-999W", 418, Duration::from_millis(1));
+        let count = |method: &str, status: &str| {
+            m.http_requests
+                .with_label_values(&[route, method, status])
+                .get()
+        };
+        assert_eq!(count("GET", "418"), 3);
+        assert_eq!(count("GET", "419"), 1);
+        assert_eq!(count("other", "418"), 1, "an unknown method is `other`");
+        let latency = m.http_duration.with_label_values(&[route, "GET"]);
+        assert_eq!(latency.get_sample_count(), 4);
+        for _ in 0..2 {
+            m.observe_dvv("test_op", "ok", Duration::from_millis(1));
+        }
+        m.observe_dvv("test_op", "timeout", Duration::from_millis(1));
+        let dvv = |outcome: &str| {
+            m.dvv_duration
+                .with_label_values(&["test_op", outcome])
+                .get_sample_count()
+        };
+        assert_eq!((dvv("ok"), dvv("timeout")), (2, 1));
     }
 }

@@ -162,8 +162,16 @@ fn jwt_at(bytes: &[u8], i: usize) -> Option<usize> {
     Some(at - i)
 }
 
+/// The target of the operator API's access log. Its events carry only structured fields that
+/// cannot hold an identity code, a token or content — the route template, a method from a fixed
+/// set, the status, the latency, a fixed error label, the gateway's own request id, and DVV's
+/// trace id redacted on its own ([`redact`] of that one field) — so its lines skip the redaction
+/// pass over the whole formatted line. Nothing else may log under this target.
+pub const ACCESS_LOG_TARGET: &str = "ikkuna::access";
+
 /// A [`MakeWriter`] whose writers buffer one log event and write it redacted when dropped
-/// (tracing's formatter writes each event through a fresh writer).
+/// (tracing's formatter writes each event through a fresh writer). Access-log events
+/// ([`ACCESS_LOG_TARGET`]) are written as formatted: their fields were made safe one by one.
 #[derive(Clone)]
 pub struct RedactingMakeWriter<M> {
     inner: M,
@@ -183,14 +191,25 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingMakeWriter<M> {
         RedactingWriter {
             buf: Vec::with_capacity(256),
             inner: self.inner.make_writer(),
+            scrub: true,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        RedactingWriter {
+            buf: Vec::with_capacity(256),
+            inner: self.inner.make_writer_for(meta),
+            scrub: meta.target() != ACCESS_LOG_TARGET,
         }
     }
 }
 
-/// Buffers one event; on drop writes it, redacted, in one piece.
+/// Buffers one event; on drop writes it, redacted (unless it is an access-log line), in one
+/// piece.
 pub struct RedactingWriter<W: Write> {
     buf: Vec<u8>,
     inner: W,
+    scrub: bool,
 }
 
 impl<W: Write> Write for RedactingWriter<W> {
@@ -207,6 +226,11 @@ impl<W: Write> Write for RedactingWriter<W> {
 impl<W: Write> Drop for RedactingWriter<W> {
     fn drop(&mut self) {
         if self.buf.is_empty() {
+            return;
+        }
+        if !self.scrub {
+            let _ = self.inner.write_all(&self.buf);
+            let _ = self.inner.flush();
             return;
         }
         let text = String::from_utf8_lossy(&self.buf);
@@ -290,6 +314,24 @@ mod tests {
             !text.contains("010190-999K") && !text.contains("secret-token"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn only_access_log_lines_skip_the_line_pass() {
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let target = sink.clone();
+        let make = RedactingMakeWriter::new(move || SinkWriter(target.clone()));
+        let subscriber = tracing_subscriber::fmt().json().with_writer(make).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "ikkuna::api::layers", route = "010190-999K", "other");
+            tracing::info!(target: ACCESS_LOG_TARGET, route = "/v1/messages", marker = "010190-999K", "access");
+        });
+        let text = String::from_utf8(sink.lock().expect("sink").clone()).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(!lines[0].contains("010190-999K"), "{text}");
+        // The access target is written as formatted: its fields must be safe on their own.
+        assert!(lines[1].contains("010190-999K"), "{text}");
     }
 
     struct SinkWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

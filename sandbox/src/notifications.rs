@@ -130,8 +130,14 @@ mod tests {
             "unreadMessageNotification": {"reminder": "No reminders"},
         }))
         .unwrap();
-        assert_eq!(hidden.sender_details_in_notifications, SenderDetails::Hidden);
-        assert_eq!(hidden.unread_message_notification.reminder, ReminderPolicy::None);
+        assert_eq!(
+            hidden.sender_details_in_notifications,
+            SenderDetails::Hidden
+        );
+        assert_eq!(
+            hidden.unread_message_notification.reminder,
+            ReminderPolicy::None
+        );
     }
 
     #[test]

@@ -29,9 +29,7 @@ pub fn now() -> Timestamp {
 /// and answers the new offset.
 pub fn advance(by: chrono::Duration) -> chrono::Duration {
     let ms = by.num_milliseconds().max(0);
-    let total = OFFSET_MS
-        .fetch_add(ms, Ordering::SeqCst)
-        .saturating_add(ms);
+    let total = OFFSET_MS.fetch_add(ms, Ordering::SeqCst).saturating_add(ms);
     chrono::Duration::milliseconds(total)
 }
 

@@ -126,7 +126,11 @@ async fn dvv_clock_moves_forward_only_and_stamps_what_happens_after() {
         .expect(200)
         .json();
     assert_eq!(moved["offsetSecs"], week);
-    for bad in [json!({"advanceSecs": 0}), json!({"advanceSecs": -5}), json!({})] {
+    for bad in [
+        json!({"advanceSecs": 0}),
+        json!({"advanceSecs": -5}),
+        json!({}),
+    ] {
         h.admin.post("/admin/clock", bad).await.expect(400);
     }
 

@@ -1,10 +1,13 @@
 //! What a webhook says: the event's type, time and ids, never content or identity codes, under a
-//! stable id derived from DVV's `eventId` so receivers can de-duplicate redeliveries.
+//! stable id derived from DVV's `eventId` so receivers can de-duplicate redeliveries. A
+//! `message.created` webhook also carries a notification hint ([`super::hint`]): what the
+//! operator may show the citizen about the message, as its sender allowed.
 
 use chrono::SecondsFormat;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use super::hint::{self, NotificationHint};
 use crate::dvv::{Event, EventType};
 
 /// One webhook event as POSTed to the operator (the JSON body, field for field).
@@ -24,6 +27,9 @@ pub struct WebhookEvent {
     /// The message, for message events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<i64>,
+    /// `message.created` and `message.reminder`: what the operator may show the citizen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationHint>,
 }
 
 impl WebhookEvent {
@@ -37,6 +43,8 @@ impl WebhookEvent {
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
             consent_id: event.metadata.consent_id.clone(),
             message_id: event.metadata.message_id,
+            notification: (event.event_type == EventType::MessageCreated)
+                .then(|| hint::for_created(&event.metadata)),
         })
     }
 
@@ -82,6 +90,7 @@ mod tests {
             metadata: EventMetadata {
                 consent_id: "c-1".into(),
                 message_id,
+                ..EventMetadata::default()
             },
         }
     }
@@ -116,5 +125,11 @@ mod tests {
         assert_ne!(webhook_id("dvv-e-1"), webhook_id("dvv-e-2"));
         let consent = WebhookEvent::from_feed(&event(EventType::ConsentRevoked, None)).unwrap();
         assert!(!consent.body().contains("messageId"));
+        assert!(!consent.body().contains("notification"));
+        let created = WebhookEvent::from_feed(&event(EventType::MessageCreated, Some(42))).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&created.body()).unwrap();
+        assert_eq!(json["notification"]["source"], "neutral");
+        assert_eq!(json["notification"]["fi"]["title"], "Uusi viesti");
+        assert!(json["notification"].get("sender").is_none());
     }
 }

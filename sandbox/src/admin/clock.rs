@@ -39,7 +39,10 @@ pub async fn advance(req: Request<Incoming>) -> Result<Response<Body>, ApiError>
         ));
     }
     let offset = time::advance(chrono::Duration::seconds(body.advance_secs));
-    tracing::info!(offset_secs = offset.num_seconds(), "DVV clock moved forward");
+    tracing::info!(
+        offset_secs = offset.num_seconds(),
+        "DVV clock moved forward"
+    );
     Ok(view(offset))
 }
 

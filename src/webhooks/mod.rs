@@ -23,5 +23,5 @@ mod tests;
 pub use client::{SendError, WebhookClient, WebhookSetupError};
 pub use dispatcher::{spawn_dispatcher, DispatcherSettings};
 pub use payload::{webhook_id, webhook_type, WebhookEvent};
-pub(crate) use queue::deliveries;
+pub(crate) use queue::{deliveries, delivery};
 pub use queue::{ParkedDelivery, PendingDelivery, WebhookQueue, WebhookStats, DELIVERED_RETENTION};

@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::hint::{self, NotificationHint};
 use crate::dvv::{Event, EventType};
+use crate::store::FiredReminder;
 
 /// One webhook event as POSTed to the operator (the JSON body, field for field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,6 +31,9 @@ pub struct WebhookEvent {
     /// `message.created` and `message.reminder`: what the operator may show the citizen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification: Option<NotificationHint>,
+    /// `message.reminder` only: 1 for the message's first reminder, 2 for its second, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reminder: Option<u32>,
 }
 
 impl WebhookEvent {
@@ -45,7 +49,26 @@ impl WebhookEvent {
             message_id: event.metadata.message_id,
             notification: (event.event_type == EventType::MessageCreated)
                 .then(|| hint::for_created(&event.metadata)),
+            reminder: None,
         })
+    }
+
+    /// The `message.reminder` webhook of a reminder that fell due. Its id is derived from
+    /// (consent, message, reminder number), so it is the same on every attempt and replica.
+    pub fn reminder(fired: &FiredReminder) -> Self {
+        let key = format!(
+            "reminder\0{}\0{}\0{}",
+            fired.consent_id, fired.message_id, fired.number
+        );
+        Self {
+            id: webhook_id(&key),
+            event_type: "message.reminder",
+            time: fired.due_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            consent_id: fired.consent_id.clone(),
+            message_id: Some(fired.message_id),
+            notification: Some(hint::for_reminder(fired.needs_receipt)),
+            reminder: Some(fired.number),
+        }
     }
 
     /// The JSON body, as stored in the queue and signed at each attempt.

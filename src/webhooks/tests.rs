@@ -15,6 +15,7 @@ fn event(n: u32, event_type: &'static str) -> WebhookEvent {
         consent_id: "c-1".into(),
         message_id: Some(i64::from(n)),
         notification: None,
+        reminder: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod assertions;
 mod consent;
 mod hooks;
 pub mod iso;
+mod notifications;
 mod openings;
 mod own;
 mod store;
@@ -66,6 +67,7 @@ pub const ALL: &[&str] = &[
     "ops-health",
     "limits-burst",
     "openings-none-for-listed",
+    "notify-hidden-sender",
     "webhooks-ids-only",
     "webhooks-signed",
     "metrics-clean",
@@ -99,6 +101,7 @@ pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
         "iso-revocation-mid-download" => iso::revocation_mid_download(ctx).await,
         "operator-client-cert" => transport::operator_client_cert(ctx).await,
         "webhooks-ids-only" => hooks::ids_only(ctx).await,
+        "notify-hidden-sender" => notifications::hidden_sender(ctx).await,
         "webhooks-signed" => hooks::signed(ctx).await,
         "api-error-shape" => hooks::error_shape(ctx).await,
         "consent-none" => consent::none(ctx).await,

@@ -155,6 +155,8 @@ IKKUNA_WEBHOOKS_SECRET_FILE="$DIR/webhook.secret" \
 IKKUNA_WEBHOOKS_CA_CERT="$DIR/sandbox/ca.pem" \
 IKKUNA_WEBHOOKS_INITIAL_BACKOFF_MS=200 \
 IKKUNA_WEBHOOKS_MAX_BACKOFF_MS=1000 \
+IKKUNA_REMINDERS_CLOCK_OFFSET_SECS=691200 \
+IKKUNA_REMINDERS_POLL_INTERVAL_MS=200 \
     target/debug/ikkuna sandbox --data-dir "$DIR/sandbox" >"$DIR/sandbox.out" 2>"$DIR/sandbox.err" &
 GATEWAY_PID=$!
 
@@ -212,9 +214,30 @@ status=0
 fuzz "citizen with an active consent" "$(token "$CITIZEN")" "$MAX_EXAMPLES" "$MAX_TIME" || status=1
 fuzz "citizen without consent" "$(token "$CITIZEN_WITHOUT_CONSENT")" 10 15 || status=1
 
+# New messages with notification settings (a hidden sender with its own texts, and a default
+# Verifiable one): their message.created webhooks carry notification hints, and the gateway's
+# reminder clock runs 8 days ahead (allowed: DVV is on loopback), so their message.reminder
+# webhooks follow at once. Both payloads are checked against the document below.
+python3 - "$DIR/sandbox/sandbox.json" "$CITIZEN" <<'EOF' || status=1
+import json, sys, urllib.request
+info = json.load(open(sys.argv[1]))
+for body in (
+    {"endUserId": sys.argv[2], "title": "t", "body": "b", "senderName": "Klinikka",
+     "notifications": {"senderDetailsInNotifications": "None",
+                       "customisedNewMessageNotification": {
+                           "title": {"fi": "Uusi viesti", "sv": "Nytt meddelande", "en": "New message"},
+                           "content": {"fi": "Lue viesti.", "sv": "Läs meddelandet.", "en": "Read it."}},
+                       "unreadMessageNotification": {"reminder": "Default reminder"}}},
+    {"endUserId": sys.argv[2], "title": "t", "body": "b", "messageServiceType": "Verifiable"},
+):
+    request = urllib.request.Request(info["adminUrl"] + "/admin/messages", json.dumps(body).encode(),
+                                     {"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 201, r.status
+EOF
 # The fuzzer opened messages and confirmed receipts, so DVV's feed has events: wait for their
-# webhooks, then require every delivery to match the document.
-for _ in $(seq 100); do [ -s "$DIR/webhooks.jsonl" ] && break; sleep 0.1; done
+# webhooks (the reminders included), then require every delivery to match the document.
+for _ in $(seq 300); do grep -q '"message.reminder"' "$DIR/webhooks.jsonl" 2>/dev/null && break; sleep 0.1; done
 sleep 2
 if ! python3 - "$DIR/webhooks.jsonl" <<'EOF'
 import collections, json, sys
@@ -223,10 +246,14 @@ try:
 except FileNotFoundError:
     sys.exit("api-fuzz: no webhook arrived")
 bad = [r for r in records if r["problems"]]
-print("api-fuzz: webhooks received:", dict(collections.Counter(r["type"] for r in records)))
+types = collections.Counter(r["type"] for r in records)
+print("api-fuzz: webhooks received:", dict(types))
 for r in bad[:10]:
     print("api-fuzz: webhook", r["type"], "does not match the document:", "; ".join(r["problems"]))
-sys.exit(1 if bad or not records else 0)
+missing = [t for t in ("message.created", "message.reminder") if not types[t]]
+if missing:
+    print("api-fuzz: no webhook of type", ", ".join(missing), "arrived to be checked")
+sys.exit(1 if bad or not records or missing else 0)
 EOF
 then
     status=1

@@ -147,6 +147,8 @@ struct SeenEvent {
     consent_id: String,
     message_id: Option<i64>,
     time: String,
+    /// The notification hint of `message.created` and `message.reminder`: what may be shown.
+    notification: Option<Value>,
 }
 
 struct AppState {
@@ -474,7 +476,7 @@ You can give your consent in {link}; then come back and <a href="/inbox">refresh
 <p><a href="/inbox">Refresh</a></p>
 <h2 id="messages-heading">Messages</h2>
 <ul class="plain" id="messages" aria-labelledby="messages-heading">{items}</ul>{next}{events}{out}"#,
-            events = events_section(&state, &consent_id),
+            events = notification_feed(&state, &consent_id) + &events_section(&state, &consent_id),
             out = SIGN_OUT
         ),
     )
@@ -653,6 +655,61 @@ fn events_section(state: &AppState, consent_id: &str) -> String {
     format!(r#"<h2>Recent events (verified webhooks)</h2><ul id="events">{items}</ul>"#)
 }
 
+/// The citizen's notification feed, built only from the webhooks' notification hints — what a
+/// phone's lock screen would show: the sender only when the hint names one, the hint's texts,
+/// never a title from the inbox. Finnish, with Swedish and English a click away.
+fn notification_feed(state: &AppState, consent_id: &str) -> String {
+    let Ok(events) = state.events.lock() else {
+        return String::new();
+    };
+    let hints: Vec<&SeenEvent> = events
+        .iter()
+        .filter(|e| e.consent_id == consent_id && e.notification.is_some())
+        .take(10)
+        .collect();
+    if state.webhook_secret.is_none() {
+        return String::new();
+    }
+    notification_items(&hints)
+}
+
+/// The feed's HTML for `hints` (newest first).
+fn notification_items(hints: &[&SeenEvent]) -> String {
+    let mut items = String::new();
+    for e in hints {
+        let Some(hint) = &e.notification else {
+            continue;
+        };
+        let text = |lang: &str, key: &str| esc(hint[lang][key].as_str().unwrap_or(""));
+        let sender = hint["sender"]
+            .as_str()
+            .map(|s| format!(r#" <span class="sender">{}</span>"#, esc(s)))
+            .unwrap_or_default();
+        let label = if e.kind == "message.reminder" {
+            "Reminder"
+        } else {
+            "New"
+        };
+        items.push_str(&format!(
+            r#"<li class="notification"><span class="badge">{label}</span> <strong lang="fi">{}</strong>{sender} <span lang="fi">{}</span> <small>{}</small>
+<details><summary>På svenska / In English</summary><p lang="sv"><strong>{}</strong> {}</p><p lang="en"><strong>{}</strong> {}</p></details></li>"#,
+            text("fi", "title"),
+            text("fi", "text"),
+            fi_time(&e.time),
+            text("sv", "title"),
+            text("sv", "text"),
+            text("en", "title"),
+            text("en", "text"),
+        ));
+    }
+    if items.is_empty() {
+        items.push_str("<li>No notifications yet.</li>");
+    }
+    format!(
+        r#"<h2 id="notifications-heading">Notifications</h2><ul class="plain" id="notifications" aria-labelledby="notifications-heading">{items}</ul>"#
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 
@@ -682,6 +739,7 @@ async fn receive_webhook(
         consent_id: event["consentId"].as_str().unwrap_or("").to_owned(),
         message_id: event["messageId"].as_i64(),
         time: event["time"].as_str().unwrap_or("").to_owned(),
+        notification: event.get("notification").cloned(),
     };
     println!("webhook verified: {} {:?}", seen.kind, seen.message_id);
     if let Ok(mut events) = state.events.lock() {
@@ -990,6 +1048,42 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_notification_feed_shows_the_hint_and_only_the_sender_it_names() {
+        let hint = |sender: Option<&str>| {
+            let mut h = serde_json::json!({
+                "source": "neutral",
+                "fi": {"title": "Uusi viesti", "text": "Sinulle on <b>viesti</b>."},
+                "sv": {"title": "Nytt meddelande", "text": "Du har fått ett meddelande."},
+                "en": {"title": "New message", "text": "You have received a new message."}
+            });
+            if let Some(s) = sender {
+                h["sender"] = s.into();
+            }
+            h
+        };
+        let event = |kind: &str, sender: Option<&str>| SeenEvent {
+            kind: kind.into(),
+            consent_id: "c".into(),
+            message_id: Some(1),
+            time: "2026-11-22T07:30:00.000Z".into(),
+            notification: Some(hint(sender)),
+        };
+        let (named, hidden) = (
+            event("message.created", Some("Kela")),
+            event("message.reminder", None),
+        );
+        let html = notification_items(&[&named, &hidden]);
+        assert_eq!(html.matches(r#"class="sender""#).count(), 1, "{html}");
+        assert!(html.contains(r#"<span class="sender">Kela</span>"#));
+        assert!(html.contains("Reminder") && html.contains("New message"));
+        assert!(
+            html.contains("&lt;b&gt;viesti&lt;/b&gt;"),
+            "escaped: {html}"
+        );
+        assert!(notification_items(&[]).contains("No notifications yet."));
+    }
 
     #[test]
     fn markdown_is_rendered_without_anything_that_runs_or_fetches() {

@@ -303,10 +303,30 @@ fn spawn_event_pipelines(
             poll_interval: config.events.poll_interval,
             max_backoff: config.events.max_backoff,
             start: config.events.start,
-            endpoints,
+            endpoints: endpoints.clone(),
+            reminders: crate::reminders::ReminderDelays {
+                normal: config.reminders.delay,
+                receipt: config.reminders.receipt_delay,
+                max_count: config.reminders.max_count,
+            },
         },
         stopped.clone(),
     ));
+    if !endpoints.is_empty() {
+        tasks.push(crate::reminders::spawn_scheduler(
+            window.webhooks.store().clone(),
+            Arc::new(crate::reminders::SystemClock::ahead_by(
+                config.reminders.clock_offset,
+            )),
+            window.feed.clone(),
+            crate::reminders::SchedulerSettings {
+                max_count: config.reminders.max_count,
+                poll_interval: config.reminders.poll_interval,
+                endpoints,
+            },
+            stopped.clone(),
+        ));
+    }
     tasks.push(crate::ledger::spawn_retention(
         window.outbox.clone(),
         config.ledger.retention,

@@ -510,6 +510,7 @@ async fn run(driver_bin: &Path, chromium: &Path) {
     }
     let row = text(&c, &format!(r#"li.message[data-message-id="{elsewhere}"]"#)).await;
     assert!(!row.contains("Unread"), "read in another provider: {row}");
+
     let unread_after = text(&c, "#unread-count").await;
     let count = |s: &str| -> i64 {
         s.split_whitespace()
@@ -520,6 +521,42 @@ async fn run(driver_bin: &Path, chromium: &Path) {
     assert_eq!(count(&unread_after), count(&unread_before) - 2);
     audit(&c, "inbox after reading").await;
     screenshot(&c, &shots, "5-inbox-after").await;
+
+    // A new message whose sender must not be named: the notification feed shows the sender's
+    // own hint text from the webhook, never the sender.
+    let hidden = h
+        .sandbox_admin(
+            "POST",
+            "/admin/messages",
+            Some(serde_json::json!({
+                "endUserId": CITIZEN, "title": "Hoitoaika", "body": "b", "senderName": "Klinikka X",
+                "notifications": {
+                    "senderDetailsInNotifications": "None",
+                    "customisedNewMessageNotification": {
+                        "title": {"fi": "Asiasi eteni", "sv": "Ditt ärende framskred", "en": "Your case moved on"},
+                        "content": {"fi": "Lue viesti.", "sv": "Läs meddelandet.", "en": "Read the message."}
+                    }
+                }
+            })),
+        )
+        .await;
+    assert_eq!(hidden.status, 201, "{:?}", hidden.json());
+    let deadline = Instant::now() + WAIT;
+    while !text(&c, "#notifications").await.contains("Asiasi eteni") {
+        assert!(
+            Instant::now() < deadline,
+            "no notification from the hint shown"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        click(&c, r#"main a[href="/inbox"]"#).await;
+    }
+    let feed = text(&c, "#notifications").await;
+    assert!(
+        !feed.contains("Klinikka"),
+        "a hidden sender in the feed: {feed}"
+    );
+    assert!(!feed.contains("Hoitoaika"), "a title in the feed: {feed}");
+    audit(&c, "inbox with notifications").await;
 
     // Sign out; a citizen who never consented sees why there is no mail, and where to consent.
     click(&c, r#"form[action="/signout"] button"#).await;

@@ -326,3 +326,91 @@ async fn three_replicas_share_one_store_through_kills() {
         r.kill().await;
     }
 }
+
+/// Reminders on a shared store: two replicas run their reminder clocks eight days ahead (DVV is
+/// the local sandbox), twenty messages that allow reminders arrive, and the owner is SIGKILLed
+/// as soon as the first reminders are out. Every message gets exactly one reminder id at the
+/// receiver (at least once on the wire, never under two ids, never a second one with
+/// `max_count = 1`), whichever replica queued it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --test replicas -- --ignored"]
+async fn replicas_send_each_reminder_once_through_an_owner_kill() {
+    let server = pg::require("replicas_send_each_reminder_once_through_an_owner_kill");
+    let url = server.create_database("reminders").await;
+    let h = Harness::with_sandbox().await;
+    let path = |key: &str| PathBuf::from(h.info[key].as_str().unwrap());
+    let receiver = Receiver::start(&path("gatewayCert"), &path("gatewayKey"), 200).await;
+    let mut env = shared_env(&h, &receiver, &url);
+    for (k, v) in [
+        ("IKKUNA_REMINDERS_CLOCK_OFFSET_SECS", "691200"),
+        ("IKKUNA_REMINDERS_POLL_INTERVAL_MS", "100"),
+        ("IKKUNA_REMINDERS_MAX_COUNT", "1"),
+        ("IKKUNA_STORE_OWNER_LEASE_MS", "2000"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let mut replicas: Vec<Replica> = (0..2).map(|n| spawn_replica(&h, &env, n)).collect();
+    for r in &replicas {
+        wait_ready(&h, r).await;
+    }
+    let citizen = h.citizen("Active");
+    let mut messages = HashSet::new();
+    for n in 0..20 {
+        let m = admin_ok(
+            &h,
+            "/admin/messages",
+            json!({"endUserId": citizen, "title": format!("Muistutus {n}"), "body": "b",
+                   "notifications": {"unreadMessageNotification": {"reminder": "Default reminder"}}}),
+        )
+        .await["messageId"]
+            .as_i64()
+            .unwrap();
+        messages.insert(m);
+    }
+    let reminders = |d: &[receiver::Delivery]| -> Vec<(String, i64, u64)> {
+        d.iter()
+            .filter(|d| d.ok() && d.header("ikkuna-event-type") == "message.reminder")
+            .map(|d| {
+                let v = d.json();
+                (
+                    v["id"].as_str().unwrap().to_owned(),
+                    v["messageId"].as_i64().unwrap(),
+                    v["reminder"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    receiver
+        .wait_for(60, "the first reminders", |d| !reminders(d).is_empty())
+        .await;
+    let owner = replicas
+        .iter()
+        .position(Replica::owns)
+        .expect("a replica owns the singleton work");
+    replicas[owner].kill().await;
+    let seen = receiver
+        .wait_for(90, "a reminder for every message", |d| {
+            reminders(d)
+                .iter()
+                .map(|(_, m, _)| *m)
+                .collect::<HashSet<_>>()
+                == messages
+        })
+        .await;
+    // Let the survivor's scheduler run a while longer: nothing more may come.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = reminders(&receiver.deliveries());
+    let ids: HashMap<String, i64> = all.iter().map(|(id, m, _)| (id.clone(), *m)).collect();
+    assert_eq!(ids.len(), 20, "one reminder id per message: {all:?}");
+    assert!(
+        all.iter().all(|(_, _, n)| *n == 1),
+        "max_count = 1: {all:?}"
+    );
+    eprintln!(
+        "{} reminder deliveries for 20 messages ({} distinct ids) after killing {}; {} deliveries seen when all had arrived",
+        all.len(),
+        ids.len(),
+        replicas[owner].name,
+        seen.len()
+    );
+}

@@ -137,7 +137,8 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_exactly_as_signed(
                 "type",
                 "time",
                 "consentId",
-                "messageId"
+                "messageId",
+                "notification"
             ])),
             "{keys:?}"
         );

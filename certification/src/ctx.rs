@@ -161,7 +161,9 @@ impl Ctx {
                         "title": format!("Certification {tag} {canary}-title"),
                         "body": format!("Body of {tag}: {canary}-body"),
                         "messageServiceType": kind,
-                        "senderName": "Certification sender",
+                        // Not "Certification …": a sender that allows it is named in notification
+                        // hints, and "Certification " marks a title for TRACE-3.
+                        "senderName": "Conformance sender",
                     });
                     if let Some(size) = attachment {
                         body["attachments"] = json!([{

@@ -13,6 +13,7 @@ use ikkuna_hetu::IdentityCode;
 use crate::journal::{Journal, NewAttachment, NewMessage, Record};
 use crate::keys::StateKey;
 use crate::model::{BodyFormat, ConsentState, MessageServiceType};
+use crate::notifications::Notifications;
 use crate::seed::Seed;
 use crate::store::{Applied, Attachment, Consent, FeedEvent, Message, Opening, Store, StoreCounts};
 use crate::time::{self, Timestamp};
@@ -81,6 +82,8 @@ pub struct MessageInput {
     pub service_type: MessageServiceType,
     /// (name, media type, size) of each attachment.
     pub attachments: Vec<(String, String, u64)>,
+    /// The sender's notification settings.
+    pub notifications: Notifications,
 }
 
 /// A citizen as listed in `sandbox.json`.
@@ -237,6 +240,7 @@ impl Domain {
                         size,
                     })
                     .collect(),
+                notifications: input.notifications,
             },
             at: time::now(),
         };

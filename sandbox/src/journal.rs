@@ -13,6 +13,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{BodyFormat, MessageServiceType};
+use crate::notifications::Notifications;
 use crate::time::{self, Timestamp};
 
 /// One mutation of the sandbox state.
@@ -98,6 +99,9 @@ pub struct NewMessage {
     pub message_service_type: MessageServiceType,
     /// Attachments with ids.
     pub attachments: Vec<NewAttachment>,
+    /// The sender's notification settings (journals written before they existed: the defaults).
+    #[serde(default)]
+    pub notifications: Notifications,
 }
 
 /// An attachment as journaled.

@@ -31,6 +31,7 @@ mod info;
 mod journal;
 mod keys;
 mod model;
+mod notifications;
 mod pki;
 mod ports;
 mod range;

@@ -11,6 +11,7 @@ use ikkuna_hetu::IdentityCode;
 use serde::Deserialize;
 
 use crate::model::{is_valid_provider_id, BodyFormat, ConsentState, MessageServiceType};
+use crate::notifications::Notifications;
 use crate::time::{self, Timestamp};
 
 /// The seed shipped with the sandbox.
@@ -86,6 +87,8 @@ pub struct SeedMessage {
     pub receipt_confirmed_at: Option<Timestamp>,
     /// Attachment metadata; content is generated.
     pub attachments: Vec<SeedAttachment>,
+    /// The sender's notification settings.
+    pub notifications: Notifications,
 }
 
 /// An attachment's metadata.
@@ -150,6 +153,9 @@ struct RawMessage {
     receipt_confirmed_at: Option<String>,
     #[serde(default)]
     attachments: Vec<RawAttachment>,
+    /// The sender's notification settings (Suomi.fi defaults when left out).
+    #[serde(default)]
+    notifications: Notifications,
     /// Expands the entry into this many messages; `{n}` in title and body becomes 1..=count.
     count: Option<u32>,
     /// Minutes between the expanded messages' `createdAt`, counting back from `createdAt`.
@@ -324,6 +330,9 @@ fn expand_message(
             ));
         }
     }
+    for (field, reason) in m.notifications.problems() {
+        errors.push(format!("{at}.{field} {reason}"));
+    }
     let count = m.count.unwrap_or(1);
     if count == 0 || count > MAX_TEMPLATE_COUNT {
         errors.push(format!("{at}.count must be 1..={MAX_TEMPLATE_COUNT}"));
@@ -359,6 +368,7 @@ fn expand_message(
             read_at,
             receipt_confirmed_at,
             attachments: attachments.clone(),
+            notifications: m.notifications.clone(),
         });
     }
 }
@@ -395,6 +405,58 @@ mod tests {
             .messages
             .iter()
             .any(|m| m.body_format == BodyFormat::Markdown));
+    }
+
+    #[test]
+    fn default_seed_covers_every_notification_setting_combination() {
+        use crate::notifications::{ReminderPolicy, SenderDetails};
+        let seed = Seed::parse(DEFAULT_SEED).unwrap();
+        let combos: HashSet<(bool, bool, bool)> = seed
+            .messages
+            .iter()
+            .map(|m| {
+                let n = &m.notifications;
+                (
+                    n.sender_details_in_notifications == SenderDetails::Hidden,
+                    n.customised_new_message_notification.is_some(),
+                    n.unread_message_notification.reminder == ReminderPolicy::None,
+                )
+            })
+            .collect();
+        assert_eq!(combos.len(), 8, "{combos:?}");
+        assert!(seed.messages.iter().any(|m| {
+            m.notifications.sender_details_in_notifications == SenderDetails::Hidden
+                && m.service_type == MessageServiceType::Verifiable
+        }));
+    }
+
+    #[test]
+    fn notification_texts_are_checked() {
+        let err = Seed::parse(
+            r#"
+            [[providers]]
+            id = "p"
+            name = "P"
+            [[citizens]]
+            id = "010190-936V"
+            name = "y"
+            [[messages]]
+            to = "010190-936V"
+            senderName = "s"
+            title = "t"
+            body = "b"
+            createdAt = "2026-11-01T10:00:00Z"
+            [messages.notifications.customisedNewMessageNotification]
+            title = { fi = "", sv = "x", en = "x" }
+            content = { fi = "x", sv = "x", en = "x" }
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("messages[0].notifications.customisedNewMessageNotification.title.fi"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,15 +3,39 @@
 //! Everything the sandbox stores is truncated to milliseconds on entry, so a value read back
 //! from the journal or compared after a round trip through JSON is exactly the value that was
 //! printed.
+//!
+//! DVV's clock can be moved forward (`POST /admin/clock`), so that a test lets a week pass in
+//! seconds: every time the sandbox stamps (events, consents, openings, retention) reads [`now`],
+//! which adds the offset. The offset belongs to the process (the sandbox stands for one DVV) and
+//! only grows; it is not journaled, so a restarted sandbox is back on the real clock.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// A point in time as the sandbox keeps it.
 pub type Timestamp = DateTime<Utc>;
 
-/// The current time, truncated to milliseconds.
+/// How far DVV's clock is ahead of the real one, in milliseconds.
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The current time on DVV's clock, truncated to milliseconds.
 pub fn now() -> Timestamp {
-    truncate(Utc::now())
+    let offset = chrono::Duration::milliseconds(OFFSET_MS.load(Ordering::SeqCst));
+    truncate(Utc::now() + offset)
+}
+
+/// Moves DVV's clock `by` forward (never back: time stamps already given out stay in the past)
+/// and answers the new offset.
+pub fn advance(by: chrono::Duration) -> chrono::Duration {
+    let ms = by.num_milliseconds().max(0);
+    let total = OFFSET_MS.fetch_add(ms, Ordering::SeqCst).saturating_add(ms);
+    chrono::Duration::milliseconds(total)
+}
+
+/// How far DVV's clock is ahead of the real one.
+pub fn offset() -> chrono::Duration {
+    chrono::Duration::milliseconds(OFFSET_MS.load(Ordering::SeqCst))
 }
 
 /// Drops sub-millisecond precision.

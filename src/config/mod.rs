@@ -32,6 +32,10 @@ pub use validate::pipelines::{
     trimmed as trimmed_secret, EventsConfig, FeedStart, LedgerConfig, WebhooksConfig,
     DEFAULT_LEDGER_RETENTION_DAYS, MIN_WEBHOOK_SECRET_BYTES,
 };
+pub use validate::reminders::{
+    RemindersConfig, DEFAULT_RECEIPT_REMINDER_DELAY_HOURS, DEFAULT_REMINDER_DELAY_HOURS,
+    DEFAULT_REMINDER_MAX_COUNT,
+};
 pub use validate::store::{
     PostgresConfig, PostgresTls, SslMode, StoreBackend, DEFAULT_OWNER_LEASE_MS,
     DEFAULT_OWNER_RETRY_MS, DEFAULT_POOL_SIZE,
@@ -124,6 +128,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Reminders of unread messages.
+    pub reminders: RemindersConfig,
 }
 
 impl Config {

@@ -428,4 +428,12 @@ raw_sections! {
         format: String,
         level: String,
     }
+    /// `[reminders]`: reminders of unread messages.
+    reminders => RawReminders {
+        delay_hours: u64,
+        receipt_delay_hours: u64,
+        max_count: u64,
+        poll_interval_ms: u64,
+        clock_offset_secs: u64,
+    }
 }

@@ -410,7 +410,7 @@ fn every_key_has_an_environment_variable() {
     // (+ max_connections), [dvv] 15 (+ max_attachment_streams), [assertions] 11 (+ allowed_claims).
     assert_eq!(
         keys.len(),
-        12 + 2 + 15 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1
+        12 + 2 + 15 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1 + 5
     );
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
@@ -441,6 +441,9 @@ fn every_key_has_an_environment_variable() {
                 ("store", "owner_lease_ms") => "1000",
                 ("store", "sslmode") => "verify-full",
                 ("limits", _) => "7",
+                ("reminders", "clock_offset_secs") => "0",
+                ("reminders", "poll_interval_ms") => "100",
+                ("reminders", _) => "7",
                 (_, k) if k.ends_with("_ms") || k.ends_with("_secs") => "15",
                 (_, "max_retries") => "2",
                 (_, k)
@@ -832,4 +835,69 @@ fn unknown_ikkuna_variables_are_errors_with_a_suggestion() {
             .map(|(section, key)| raw::env_var(section, key))
     )
     .is_empty());
+}
+
+#[test]
+fn reminders_default_to_suomi_fi_and_are_bounded() {
+    let config = parse(SANDBOX_SHAPE).expect("valid");
+    assert_eq!(
+        config.reminders,
+        RemindersConfig {
+            delay: Duration::from_secs(7 * 86_400),
+            receipt_delay: Duration::from_secs(3 * 86_400),
+            max_count: 1,
+            poll_interval: Duration::from_secs(10),
+            clock_offset: Duration::ZERO,
+        }
+    );
+    let env = env_of(&[
+        ("IKKUNA_REMINDERS_DELAY_HOURS", "24"),
+        ("IKKUNA_REMINDERS_RECEIPT_DELAY_HOURS", "12"),
+        ("IKKUNA_REMINDERS_MAX_COUNT", "3"),
+        ("IKKUNA_REMINDERS_POLL_INTERVAL_MS", "200"),
+    ]);
+    let config = Config::from_toml_str(SANDBOX_SHAPE, &env).expect("valid");
+    assert_eq!(config.reminders.delay, Duration::from_secs(86_400));
+    assert_eq!(config.reminders.receipt_delay, Duration::from_secs(43_200));
+    assert_eq!(config.reminders.max_count, 3);
+    assert_eq!(config.reminders.poll_interval, Duration::from_millis(200));
+    for (var, value) in [
+        ("IKKUNA_REMINDERS_DELAY_HOURS", "0"),
+        ("IKKUNA_REMINDERS_RECEIPT_DELAY_HOURS", "9000"),
+        ("IKKUNA_REMINDERS_MAX_COUNT", "11"),
+        ("IKKUNA_REMINDERS_POLL_INTERVAL_MS", "10"),
+    ] {
+        let env = env_of(&[(var, value)]);
+        let errors = Config::from_toml_str(SANDBOX_SHAPE, &env)
+            .expect_err(var)
+            .to_string();
+        assert!(errors.contains("reminders."), "{var}: {errors}");
+    }
+}
+
+#[test]
+fn a_reminder_clock_offset_is_for_a_local_sandbox_only() {
+    // The sandbox shape talks to DVV on loopback: a test may run the clock ahead.
+    let env = env_of(&[("IKKUNA_REMINDERS_CLOCK_OFFSET_SECS", "604800")]);
+    let config = Config::from_toml_str(SANDBOX_SHAPE, &env).expect("valid on loopback");
+    assert_eq!(config.reminders.clock_offset, Duration::from_secs(604_800));
+    // Against any other DVV (production) it is refused, not ignored.
+    let remote = with_line(
+        SANDBOX_SHAPE,
+        "base_url",
+        r#"base_url = "https://dvv.example.fi""#,
+    );
+    parse(&remote).expect("valid without an offset");
+    let errors = Config::from_toml_str(&remote, &env)
+        .expect_err("an offset against a remote DVV")
+        .to_string();
+    assert!(errors.contains("reminders.clock_offset_secs"), "{errors}");
+    // The production template keeps it at zero.
+    assert_eq!(
+        parse(&example_text())
+            .expect("valid")
+            .reminders
+            .clock_offset,
+        Duration::ZERO
+    );
 }

@@ -18,6 +18,7 @@ use super::{
 
 pub(super) mod operations;
 pub(super) mod pipelines;
+pub(super) mod reminders;
 pub(super) mod store;
 
 /// The smallest configuration that validates, shared by the section validators' tests.
@@ -110,6 +111,7 @@ impl Checker {
         let audit = self.audit(raw.audit);
         let limits = self.limits(raw.limits);
         let log = self.log(raw.log);
+        let reminders = self.reminders(raw.reminders, dvv.as_ref());
         let config = Config {
             server: server?,
             admin: admin?,
@@ -123,6 +125,7 @@ impl Checker {
             audit: audit?,
             limits: limits?,
             log: log?,
+            reminders: reminders?,
         };
         self.cross_checks(&config);
         Some(config)

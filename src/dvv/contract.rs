@@ -282,7 +282,7 @@ pub enum EventType {
 }
 
 /// What an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventMetadata {
     /// The consent (and so the citizen).
@@ -290,6 +290,31 @@ pub struct EventMetadata {
     /// The message; absent for consent events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<i64>,
+    /// `Electronic message created` only: the sending organisation. Shown to the citizen outside
+    /// the inbox only when [`MessageNotifications`] allow; never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    /// `Electronic message created` only: Normal or Verifiable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_service_type: Option<MessageServiceType>,
+    /// `Electronic message created` only: the sender's notification settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<MessageNotifications>,
+}
+
+impl fmt::Debug for EventMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventMetadata")
+            .field("consent_id", &self.consent_id)
+            .field("message_id", &self.message_id)
+            .field(
+                "sender_name",
+                &self.sender_name.as_ref().map(|_| format_args!("<sender>")),
+            )
+            .field("message_service_type", &self.message_service_type)
+            .field("notifications", &self.notifications)
+            .finish()
+    }
 }
 
 /// One event of the feed.
@@ -407,5 +432,103 @@ mod tests {
             r#"{"endUserId":"131052-308T"}"#
         );
         assert!(!format!("{body:?}").contains("131052"));
+    }
+}
+
+/// Whether a notification may name the sender (`senderDetailsInNotifications`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SenderDetails {
+    /// The organisation and service name may be shown.
+    #[serde(rename = "Organisation and service name")]
+    Shown,
+    /// The sender must not be named outside the opened message.
+    #[serde(rename = "None")]
+    Hidden,
+    /// A value this gateway does not know: treated as [`SenderDetails::Hidden`] (fail closed).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Whether an unread message is reminded about (`unreadMessageNotification.reminder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReminderPolicy {
+    /// Remind while unread.
+    #[serde(rename = "Default reminder")]
+    Default,
+    /// Never remind.
+    #[serde(rename = "No reminders")]
+    NoReminders,
+    /// A value this gateway does not know: no reminders.
+    #[serde(other)]
+    Unknown,
+}
+
+/// One text in Finnish, Swedish and English.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Localised {
+    /// Finnish.
+    pub fi: String,
+    /// Swedish.
+    pub sv: String,
+    /// English.
+    pub en: String,
+}
+
+impl fmt::Debug for Localised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Localised(<text>)")
+    }
+}
+
+/// The sender's own new-message notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomisedNotification {
+    /// Title.
+    pub title: Localised,
+    /// Text.
+    pub content: Localised,
+}
+
+/// The reminder setting as an object, as the contract has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadMessageNotification {
+    /// Remind or not.
+    pub reminder: ReminderPolicy,
+}
+
+/// A message's notification settings, as its sender set them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageNotifications {
+    /// Whether the sender may be named (missing: hidden, failing closed).
+    #[serde(default = "hidden")]
+    pub sender_details_in_notifications: SenderDetails,
+    /// The sender's own new-message notification, if any.
+    #[serde(default)]
+    pub customised_new_message_notification: Option<CustomisedNotification>,
+    /// Whether unread reminders are allowed (missing: none).
+    #[serde(default = "no_reminders")]
+    pub unread_message_notification: UnreadMessageNotification,
+}
+
+fn hidden() -> SenderDetails {
+    SenderDetails::Hidden
+}
+
+fn no_reminders() -> UnreadMessageNotification {
+    UnreadMessageNotification {
+        reminder: ReminderPolicy::NoReminders,
+    }
+}
+
+impl MessageNotifications {
+    /// True only when the sender explicitly allowed being named.
+    pub fn sender_shown(&self) -> bool {
+        self.sender_details_in_notifications == SenderDetails::Shown
+    }
+
+    /// True only when the sender explicitly allowed reminders.
+    pub fn reminders_allowed(&self) -> bool {
+        self.unread_message_notification.reminder == ReminderPolicy::Default
     }
 }

@@ -26,6 +26,10 @@ pub use contract::{
     EventType, MessageDetail, MessagePage, MessageServiceType, MessageSummary, OpeningAnswer,
     OpeningReport, ReceiptAnswer, Timestamp,
 };
+pub use contract::{
+    CustomisedNotification, Localised, MessageNotifications, ReminderPolicy, SenderDetails,
+    UnreadMessageNotification,
+};
 pub use error::{DvvError, DvvSetupError};
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The feed consumer: reads DVV's events feed from the stored position, applies consent changes
-//! to the cache at once, queues webhooks and advances the position in one transaction, then
+//! to the cache at once, queues webhooks, changes the reminder schedule and advances the position
+//! in one transaction, then
 //! polls again at once while events keep coming, every `poll_interval` when the feed is quiet,
 //! and with doubling backoff while DVV or the store fails.
 
@@ -13,6 +14,7 @@ use super::status::FeedStatus;
 use crate::config::FeedStart;
 use crate::consent::ConsentCache;
 use crate::dvv::{DvvClient, Event, EventType};
+use crate::reminders::{self, ReminderDelays};
 use crate::webhooks::WebhookEvent;
 
 /// Most events DVV sends in one page: a shorter page means the end of the feed was reached.
@@ -29,6 +31,8 @@ pub struct FeedSettings {
     pub start: FeedStart,
     /// The webhook endpoints (empty: no webhooks, the feed still drives the cache).
     pub endpoints: Vec<String>,
+    /// When reminders of unread messages fall due (scheduled only where there are endpoints).
+    pub reminders: ReminderDelays,
 }
 
 /// Starts the consumer. It stops when `shutdown` becomes true (or its sender is dropped); a page
@@ -153,6 +157,8 @@ async fn step(
     if count == 0 && from.is_some() {
         return Ok(0);
     }
+    let schedule = !*skipping && !settings.endpoints.is_empty();
+    let reminder_changes = reminders::changes(&page.events, &settings.reminders, schedule);
     let webhooks: Vec<WebhookEvent> = if *skipping || settings.endpoints.is_empty() {
         Vec::new()
     } else {
@@ -167,6 +173,7 @@ async fn step(
             page.continuation_token.clone(),
             &settings.endpoints,
             webhooks,
+            &reminder_changes,
             count,
         )
         .await

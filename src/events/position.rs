@@ -1,11 +1,11 @@
-//! The feed position in the store, advanced only together with the page's webhooks: one
-//! transaction enqueues them and moves the continuation token, so a crash before it repeats the
+//! The feed position in the store, advanced only together with the page's webhooks and reminder
+//! changes: one transaction enqueues them, changes the schedule and moves the continuation token, so a crash before it repeats the
 //! page (its deliveries are keyed by event id, so nothing is queued twice) and a crash after it
 //! repeats nothing. With a shared store the commit is a compare-and-set, so a replica that lost
 //! the singleton work without knowing it yet cannot queue a page twice.
 
 pub use crate::store::Committed;
-use crate::store::StoreError;
+use crate::store::{ReminderChange, StoreError};
 use crate::webhooks::{deliveries, WebhookEvent, WebhookQueue};
 
 /// Reads and advances the stored continuation token.
@@ -26,19 +26,28 @@ impl FeedPosition {
     }
 
     /// In one transaction: checks the stored token is still `from`, queues `webhooks` for every
-    /// endpoint, and stores `next`. `events` is the page's size (for the running count).
+    /// endpoint, applies the page's `reminders` changes, and stores `next`. `events` is the page's
+    /// size (for the running count).
     pub async fn commit_page(
         &self,
         from: Option<String>,
         next: String,
         endpoints: &[String],
         webhooks: Vec<WebhookEvent>,
+        reminders: &[ReminderChange],
         events: usize,
     ) -> Result<Committed, StoreError> {
         let events = i64::try_from(events).unwrap_or(i64::MAX);
         self.queue
             .store()
-            .commit_page(from, &next, endpoints, &deliveries(&webhooks), events)
+            .commit_page(
+                from,
+                &next,
+                endpoints,
+                &deliveries(&webhooks),
+                reminders,
+                events,
+            )
             .await
     }
 

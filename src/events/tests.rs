@@ -13,6 +13,8 @@ fn webhooks(ids: &[&str]) -> Vec<WebhookEvent> {
             time: "2026-11-21T10:00:00.000Z".into(),
             consent_id: "c-1".into(),
             message_id: Some(1),
+            notification: None,
+            reminder: None,
         })
         .collect()
 }
@@ -26,7 +28,14 @@ async fn a_page_read_again_after_a_crash_queues_nothing_twice() {
     assert_eq!(position.load().await.unwrap(), None);
 
     let first = position
-        .commit_page(None, "t1".into(), &endpoints, webhooks(&["e1", "e2"]), 2)
+        .commit_page(
+            None,
+            "t1".into(),
+            &endpoints,
+            webhooks(&["e1", "e2"]),
+            &[],
+            2,
+        )
         .await
         .unwrap();
     assert_eq!(first, Committed::Advanced { queued: 2 });
@@ -34,7 +43,14 @@ async fn a_page_read_again_after_a_crash_queues_nothing_twice() {
 
     // A second process that read from the old position is refused whole.
     let stale = position
-        .commit_page(None, "t1".into(), &endpoints, webhooks(&["e1", "e2"]), 2)
+        .commit_page(
+            None,
+            "t1".into(),
+            &endpoints,
+            webhooks(&["e1", "e2"]),
+            &[],
+            2,
+        )
         .await
         .unwrap();
     assert_eq!(stale, Committed::Stale);
@@ -46,6 +62,7 @@ async fn a_page_read_again_after_a_crash_queues_nothing_twice() {
             "t2".into(),
             &endpoints,
             webhooks(&["e2", "e3"]),
+            &[],
             2,
         )
         .await

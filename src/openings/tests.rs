@@ -355,14 +355,16 @@ async fn the_store_holds_ids_and_times_only() {
         })
         .await
         .unwrap();
-    // Beside the openings: the events feed position, the webhook queue (bodies of ids and times)
-    // and the ledger's retention mark (see src/webhooks and src/ledger).
+    // Beside the openings: the events feed position, the webhook queue (bodies of ids and times),
+    // the ledger's retention mark and the reminder schedule (see src/webhooks, src/ledger and
+    // src/reminders).
     assert_eq!(
         tables,
         [
             "feed_position",
             "ledger_retention",
             "openings",
+            "reminders",
             "sqlite_sequence",
             "store_health",
             "webhook_deliveries"
@@ -387,8 +389,34 @@ async fn the_store_holds_ids_and_times_only() {
         .collect();
     assert_eq!(columns, expected);
     assert_eq!(
-        version, 2,
-        "1: openings; 2: feed position, webhook queue, ledger retention"
+        version, 3,
+        "1: openings; 2: feed position, webhook queue, ledger retention; then 0005: reminders"
+    );
+    let reminder_columns: Vec<(String, String)> = outbox
+        .run(|c| {
+            Ok(
+                c.prepare("SELECT name, type FROM pragma_table_info('reminders') ORDER BY cid")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?,
+            )
+        })
+        .await
+        .unwrap();
+    let reminder_columns: Vec<(&str, &str)> = reminder_columns
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        reminder_columns,
+        [
+            ("consent_id", "TEXT"),
+            ("message_id", "INTEGER"),
+            ("due_at", "INTEGER"),
+            ("interval_ms", "INTEGER"),
+            ("sent", "INTEGER"),
+            ("needs_receipt", "INTEGER"),
+        ],
+        "the reminder schedule holds ids and times only"
     );
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 2, "synchronous=FULL");

@@ -15,8 +15,9 @@ use tokio::task::JoinHandle;
 use super::error::StoreError;
 use super::ownership::Ownership;
 use super::types::{
-    Committed, ConsentChange, DeliveryCounts, MonthFigures, NewDelivery, OutboxStats,
-    ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
+    ReminderDelivery,
 };
 
 /// Applies one consent change published by another replica (the consent cache, in the gateway).
@@ -123,13 +124,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The stored continuation token.
     async fn load_position(&self) -> Result<Option<String>, StoreError>;
     /// In one transaction: checks the stored token is still `from`, queues `deliveries` for
-    /// every endpoint, stores `next` and adds `events` to the running count.
+    /// every endpoint, applies the page's `reminders` changes in order, stores `next` and adds
+    /// `events` to the running count.
     async fn commit_page(
         &self,
         from: Option<String>,
         next: &str,
         endpoints: &[String],
         deliveries: &[NewDelivery],
+        reminders: &[ReminderChange],
         events: i64,
     ) -> Result<Committed, StoreError>;
     /// Publishes consent changes (`(revoked, consent id)`) to the other replicas: logged, so a
@@ -142,6 +145,23 @@ pub(crate) trait Backend: Send + Sync + 'static {
         seq: i64,
         limit: usize,
     ) -> Result<Vec<ConsentChange>, StoreError>;
+
+    // --- the reminder schedule ---
+
+    /// In one transaction: takes up to `limit` reminders due at `now` (rows another replica is
+    /// taking are skipped), queues `build`'s delivery of each for every endpoint, and advances
+    /// each row to its next due time — or deletes it after its `max_count`th reminder (a row
+    /// already past `max_count` is deleted without a reminder). Returns the reminders sent.
+    async fn fire_reminders(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        max_count: u32,
+        endpoints: &[String],
+        build: ReminderDelivery,
+    ) -> Result<Vec<FiredReminder>, StoreError>;
+    /// How many reminders are scheduled.
+    async fn scheduled_reminders(&self) -> Result<u64, StoreError>;
 
     // --- the ledger ---
 

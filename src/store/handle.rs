@@ -18,8 +18,9 @@ use super::health::{StoreHealth, StoreStatus};
 use super::ownership::Ownership;
 use super::sqlite::{SqliteStore, DATABASE_FILE};
 use super::types::{
-    millis_before, now_millis, Committed, DeliveryCounts, MonthFigures, NewDelivery, OutboxStats,
-    ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+    millis_before, now_millis, Committed, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
+    ReminderDelivery,
 };
 
 /// Handle to the store. Cheap to clone; clones share the backend, the health, the wake-up
@@ -359,19 +360,21 @@ impl Store {
     }
 
     /// In one transaction: checks the stored token is still `from`, queues `deliveries` for
-    /// every endpoint, and stores `next`. Wakes the dispatcher when something was queued.
+    /// every endpoint, applies the page's reminder changes, and stores `next`. Wakes the
+    /// dispatcher when something was queued.
     pub async fn commit_page(
         &self,
         from: Option<String>,
         next: &str,
         endpoints: &[String],
         deliveries: &[NewDelivery],
+        reminders: &[ReminderChange],
         events: i64,
     ) -> Result<Committed, StoreError> {
         let outcome = self
             .inner
             .backend
-            .commit_page(from, next, endpoints, deliveries, events)
+            .commit_page(from, next, endpoints, deliveries, reminders, events)
             .await;
         let committed = self.observed(outcome)?;
         if matches!(committed, Committed::Advanced { queued } if queued > 0) {
@@ -390,6 +393,36 @@ impl Store {
             return Ok(());
         }
         self.inner.backend.publish_consent_changes(changes).await
+    }
+
+    // --- the reminder schedule ---
+
+    /// In one transaction: turns up to `limit` reminders due at `now` into webhook deliveries
+    /// (built by `build`, for every endpoint) and advances or ends their rows; see
+    /// [`super::backend::Backend::fire_reminders`]. Wakes the dispatcher when any fired.
+    pub async fn fire_reminders(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        max_count: u32,
+        endpoints: &[String],
+        build: ReminderDelivery,
+    ) -> Result<Vec<FiredReminder>, StoreError> {
+        let outcome = self
+            .inner
+            .backend
+            .fire_reminders(now, limit, max_count, endpoints, build)
+            .await;
+        let fired = self.observed(outcome)?;
+        if !fired.is_empty() {
+            self.wake_webhooks();
+        }
+        Ok(fired)
+    }
+
+    /// How many reminders are scheduled.
+    pub async fn scheduled_reminders(&self) -> Result<u64, StoreError> {
+        self.inner.backend.scheduled_reminders().await
     }
 
     // --- the ledger ---

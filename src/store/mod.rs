@@ -1,5 +1,6 @@
 //! Where the durable state lives, behind one interface: openings (the outbox and the ledger),
-//! webhook deliveries, the events feed position and the consent changes replicas share.
+//! webhook deliveries, the events feed position, the reminder schedule and the consent changes
+//! replicas share.
 //!
 //! [`Backend`](backend::Backend) is the storage interface; [`sqlite`] (the embedded file, the
 //! default: one process per data directory) and [`postgres`] (a database several replicas
@@ -33,8 +34,9 @@ pub use health::StoreStatus;
 pub use ownership::{spawn_while_owner, Ownership};
 pub use sqlite::DATABASE_FILE;
 pub use types::{
-    Committed, ConsentChange, DeliveryCounts, MonthFigures, NewDelivery, OutboxStats,
-    ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
+    NewReminder, OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+    ReminderChange, ReminderDelivery,
 };
 
 use crate::config::{StoreBackend, StoreConfig};

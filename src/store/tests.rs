@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::postgres::PgStore;
-use super::{ConsentChange, ConsentSink, Store};
+use super::{ConsentChange, ConsentSink, NewReminder, ReminderChange, ReminderDelivery, Store};
 use crate::config::{PostgresConfig, PostgresTls, SslMode};
 use crate::events::{Committed, FeedPosition};
 use crate::ledger::{self, Period};
@@ -53,6 +53,8 @@ fn event(n: u32) -> WebhookEvent {
         time: "2026-11-22T00:00:00.000Z".to_owned(),
         consent_id: "c-1".to_owned(),
         message_id: Some(i64::from(n)),
+        notification: None,
+        reminder: None,
     }
 }
 
@@ -144,18 +146,25 @@ async fn feed_and_webhooks_suite(store: Store) {
     assert_eq!(position.load().await.unwrap(), None);
     let page = vec![event(1), event(2)];
     let committed = position
-        .commit_page(None, "t1".into(), &endpoints, page.clone(), 2)
+        .commit_page(None, "t1".into(), &endpoints, page.clone(), &[], 2)
         .await
         .unwrap();
     assert_eq!(committed, Committed::Advanced { queued: 2 });
     assert_eq!(position.load().await.unwrap().as_deref(), Some("t1"));
     let stale = position
-        .commit_page(None, "t1".into(), &endpoints, page.clone(), 2)
+        .commit_page(None, "t1".into(), &endpoints, page.clone(), &[], 2)
         .await
         .unwrap();
     assert_eq!(stale, Committed::Stale);
     let repeated = position
-        .commit_page(Some("t1".into()), "t2".into(), &endpoints, page.clone(), 2)
+        .commit_page(
+            Some("t1".into()),
+            "t2".into(),
+            &endpoints,
+            page.clone(),
+            &[],
+            2,
+        )
         .await
         .unwrap();
     assert_eq!(repeated, Committed::Advanced { queued: 0 });
@@ -240,6 +249,115 @@ async fn side_effects_suite(store: Store) {
     assert_eq!(queue.stats().await.unwrap().delivered_total, 1);
 }
 
+fn remind(
+    consent: &str,
+    message: i64,
+    due: chrono::DateTime<Utc>,
+    receipt: bool,
+) -> ReminderChange {
+    ReminderChange::Schedule(NewReminder {
+        consent_id: consent.to_owned(),
+        message_id: message,
+        first_due_at: due,
+        interval: Duration::from_secs(3_600),
+        needs_receipt: receipt,
+    })
+}
+
+fn reminder_webhooks() -> ReminderDelivery {
+    Arc::new(|fired| crate::webhooks::delivery(&WebhookEvent::reminder(fired)))
+}
+
+/// The reminder schedule: changed with a feed page in page order, fired at most `max_count`
+/// times per message into webhook deliveries in the same transaction, cancelled by message and
+/// by consent, never rescheduled by a repeated announcement.
+async fn reminders_suite(store: Store) {
+    let queue = WebhookQueue::new(store.clone());
+    let position = FeedPosition::new(queue.clone());
+    let endpoints = vec!["https://hooks.example/r".to_owned()];
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let hour = chrono::TimeDelta::hours(1);
+    let page = [
+        remind("c-1", 1, t0 + hour, false),
+        remind("c-1", 2, t0 + hour, false),
+        remind("c-2", 3, t0 + hour, true),
+        remind("c-3", 4, t0 + hour, false),
+        remind("c-4", 5, t0 + hour, false),
+        // Announced and read in the same page: nothing remains.
+        ReminderChange::CancelMessage(5),
+    ];
+    position
+        .commit_page(None, "r1".into(), &endpoints, Vec::new(), &page, 6)
+        .await
+        .unwrap();
+    let cancel = [
+        ReminderChange::CancelMessage(2),
+        ReminderChange::CancelConsent("c-3".into()),
+        // Announced again (a page read twice): the schedule does not start over.
+        remind("c-1", 1, t0 + hour * 100, false),
+    ];
+    position
+        .commit_page(
+            Some("r1".into()),
+            "r2".into(),
+            &endpoints,
+            Vec::new(),
+            &cancel,
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.scheduled_reminders().await.unwrap(), 2);
+
+    let fire = |at: chrono::DateTime<Utc>, max: u32| {
+        let (store, endpoints) = (store.clone(), endpoints.clone());
+        async move {
+            let mut fired: Vec<(i64, u32, bool)> = store
+                .fire_reminders(at, 10, max, &endpoints, reminder_webhooks())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.message_id, f.number, f.needs_receipt))
+                .collect();
+            fired.sort_unstable();
+            fired
+        }
+    };
+    assert!(fire(t0, 2).await.is_empty(), "nothing due yet");
+    assert_eq!(fire(t0 + hour, 2).await, [(1, 1, false), (3, 1, true)]);
+    assert!(fire(t0 + hour, 2).await.is_empty(), "each fires once");
+    let due = queue.due(Utc::now(), 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|d| d.event_type == "message.reminder"));
+    assert!(due.iter().all(|d| d.body.contains("\"reminder\":1")));
+    assert_eq!(fire(t0 + hour * 2, 2).await, [(1, 2, false), (3, 2, true)]);
+    assert_eq!(
+        store.scheduled_reminders().await.unwrap(),
+        0,
+        "at most max_count"
+    );
+    assert!(fire(t0 + hour * 50, 2).await.is_empty());
+    assert_eq!(store.webhook_counts().await.unwrap().pending, 4);
+
+    // A row already at the (lowered) maximum ends without another reminder.
+    position
+        .commit_page(
+            Some("r2".into()),
+            "r3".into(),
+            &endpoints,
+            Vec::new(),
+            &[remind("c-5", 6, t0 + hour, false)],
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fire(t0 + hour, 3).await, [(6, 1, false)]);
+    assert!(fire(t0 + hour * 2, 1).await.is_empty());
+    assert_eq!(store.scheduled_reminders().await.unwrap(), 0);
+}
+
 /// Every case of the suite, on one backend.
 async fn suite(
     open: impl Fn(&'static str) -> futures_util::future::BoxFuture<'static, Store>,
@@ -249,6 +367,7 @@ async fn suite(
     feed_and_webhooks_suite(open("b").await).await;
     consent_log_suite(open("c").await, shared).await;
     side_effects_suite(open("d").await).await;
+    reminders_suite(open("e").await).await;
 }
 
 #[tokio::test]
@@ -311,6 +430,37 @@ async fn postgres_passes_the_store_suite() {
         a.due(Utc::now(), 50).await.unwrap().is_empty(),
         "all claimed"
     );
+
+    // Two replicas firing the same due reminders at once: each reminder fires once, its webhook
+    // is queued once.
+    let url = server.create_database("reminders_race").await;
+    let (a, b) = (shared(&url).await, shared(&url).await);
+    let endpoints = vec!["https://hooks.example/race".to_owned()];
+    let due_at = Utc::now() - chrono::TimeDelta::minutes(1);
+    let schedule: Vec<_> = (1..=40)
+        .map(|m| remind(&format!("c-{m}"), m, due_at, false))
+        .collect();
+    FeedPosition::new(WebhookQueue::new(a.clone()))
+        .commit_page(None, "x".into(), &endpoints, Vec::new(), &schedule, 40)
+        .await
+        .unwrap();
+    let mut fired = Vec::new();
+    for _ in 0..10 {
+        let (fa, fb) = tokio::join!(
+            a.fire_reminders(Utc::now(), 7, 1, &endpoints, reminder_webhooks()),
+            b.fire_reminders(Utc::now(), 7, 1, &endpoints, reminder_webhooks())
+        );
+        fired.extend(fa.unwrap().into_iter().map(|f| f.message_id));
+        fired.extend(fb.unwrap().into_iter().map(|f| f.message_id));
+    }
+    fired.sort_unstable();
+    assert_eq!(
+        fired,
+        (1..=40).collect::<Vec<i64>>(),
+        "each reminder fired once"
+    );
+    let counts = a.webhook_counts().await.unwrap();
+    assert_eq!(counts.pending, 40, "each reminder's webhook queued once");
 }
 
 /// A consent sink that records what it was given.

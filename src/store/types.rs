@@ -182,3 +182,49 @@ pub(crate) fn count(n: i64) -> u64 {
 pub(crate) fn age(at: Option<i64>) -> Option<Duration> {
     at.map(|at| Duration::from_millis(count(now_millis().saturating_sub(at))))
 }
+
+/// A change to the reminder schedule, taken from one page of the events feed and applied in the
+/// page's transaction, in page order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReminderChange {
+    /// A new unread message whose sender allows reminders: remind at `first_due_at`.
+    Schedule(NewReminder),
+    /// The message was read or its receipt confirmed, in any window: no more reminders.
+    CancelMessage(i64),
+    /// The consent ended: no more reminders under it.
+    CancelConsent(String),
+}
+
+/// A reminder to schedule: ids and times only, never content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReminder {
+    /// The consent the message was announced under.
+    pub consent_id: String,
+    /// The message.
+    pub message_id: i64,
+    /// When the first reminder falls due.
+    pub first_due_at: DateTime<Utc>,
+    /// The wait before each further reminder.
+    pub interval: Duration,
+    /// The message waits for a receipt confirmation (the reminder says so).
+    pub needs_receipt: bool,
+}
+
+/// A reminder that fell due and was turned into webhook deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiredReminder {
+    /// The consent.
+    pub consent_id: String,
+    /// The message.
+    pub message_id: i64,
+    /// When it fell due.
+    pub due_at: DateTime<Utc>,
+    /// 1 for the first reminder of this message, 2 for the second, ...
+    pub number: u32,
+    /// The message waits for a receipt confirmation.
+    pub needs_receipt: bool,
+}
+
+/// Builds the webhook delivery of a reminder that fell due; called inside the store transaction
+/// that advances the schedule, so the delivery and the schedule commit together.
+pub type ReminderDelivery = std::sync::Arc<dyn Fn(&FiredReminder) -> NewDelivery + Send + Sync>;

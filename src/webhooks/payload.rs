@@ -1,11 +1,15 @@
 //! What a webhook says: the event's type, time and ids, never content or identity codes, under a
-//! stable id derived from DVV's `eventId` so receivers can de-duplicate redeliveries.
+//! stable id derived from DVV's `eventId` so receivers can de-duplicate redeliveries. A
+//! `message.created` webhook also carries a notification hint ([`super::hint`]): what the
+//! operator may show the citizen about the message, as its sender allowed.
 
 use chrono::SecondsFormat;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use super::hint::{self, NotificationHint};
 use crate::dvv::{Event, EventType};
+use crate::store::FiredReminder;
 
 /// One webhook event as POSTed to the operator (the JSON body, field for field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +28,12 @@ pub struct WebhookEvent {
     /// The message, for message events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<i64>,
+    /// `message.created` and `message.reminder`: what the operator may show the citizen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationHint>,
+    /// `message.reminder` only: 1 for the message's first reminder, 2 for its second, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reminder: Option<u32>,
 }
 
 impl WebhookEvent {
@@ -37,7 +47,28 @@ impl WebhookEvent {
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
             consent_id: event.metadata.consent_id.clone(),
             message_id: event.metadata.message_id,
+            notification: (event.event_type == EventType::MessageCreated)
+                .then(|| hint::for_created(&event.metadata)),
+            reminder: None,
         })
+    }
+
+    /// The `message.reminder` webhook of a reminder that fell due. Its id is derived from
+    /// (consent, message, reminder number), so it is the same on every attempt and replica.
+    pub fn reminder(fired: &FiredReminder) -> Self {
+        let key = format!(
+            "reminder\0{}\0{}\0{}",
+            fired.consent_id, fired.message_id, fired.number
+        );
+        Self {
+            id: webhook_id(&key),
+            event_type: "message.reminder",
+            time: fired.due_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            consent_id: fired.consent_id.clone(),
+            message_id: Some(fired.message_id),
+            notification: Some(hint::for_reminder(fired.needs_receipt)),
+            reminder: Some(fired.number),
+        }
     }
 
     /// The JSON body, as stored in the queue and signed at each attempt.
@@ -82,6 +113,7 @@ mod tests {
             metadata: EventMetadata {
                 consent_id: "c-1".into(),
                 message_id,
+                ..EventMetadata::default()
             },
         }
     }
@@ -116,5 +148,11 @@ mod tests {
         assert_ne!(webhook_id("dvv-e-1"), webhook_id("dvv-e-2"));
         let consent = WebhookEvent::from_feed(&event(EventType::ConsentRevoked, None)).unwrap();
         assert!(!consent.body().contains("messageId"));
+        assert!(!consent.body().contains("notification"));
+        let created = WebhookEvent::from_feed(&event(EventType::MessageCreated, Some(42))).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&created.body()).unwrap();
+        assert_eq!(json["notification"]["source"], "neutral");
+        assert_eq!(json["notification"]["fi"]["title"], "Uusi viesti");
+        assert!(json["notification"].get("sender").is_none());
     }
 }

@@ -42,14 +42,16 @@ pub struct WebhookQueue {
 
 /// The rows to queue for a page's webhook events.
 pub(crate) fn deliveries(events: &[WebhookEvent]) -> Vec<NewDelivery> {
-    events
-        .iter()
-        .map(|event| NewDelivery {
-            event_id: event.id.clone(),
-            event_type: event.event_type.to_owned(),
-            body: event.body(),
-        })
-        .collect()
+    events.iter().map(delivery).collect()
+}
+
+/// The row to queue for one webhook event.
+pub(crate) fn delivery(event: &WebhookEvent) -> NewDelivery {
+    NewDelivery {
+        event_id: event.id.clone(),
+        event_type: event.event_type.to_owned(),
+        body: event.body(),
+    }
 }
 
 impl WebhookQueue {

@@ -7,6 +7,7 @@ mod consent;
 mod durability;
 mod hooks;
 pub mod iso;
+mod notifications;
 mod openings;
 mod own;
 mod store;
@@ -69,6 +70,7 @@ pub const ALL: &[&str] = &[
     "ops-health",
     "limits-burst",
     "openings-none-for-listed",
+    "notify-hidden-sender",
     "webhooks-ids-only",
     "webhooks-signed",
     "metrics-clean",
@@ -102,6 +104,7 @@ pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
         "iso-revocation-mid-download" => iso::revocation_mid_download(ctx).await,
         "operator-client-cert" => transport::operator_client_cert(ctx).await,
         "webhooks-ids-only" => hooks::ids_only(ctx).await,
+        "notify-hidden-sender" => notifications::hidden_sender(ctx).await,
         "webhooks-signed" => hooks::signed(ctx).await,
         "api-error-shape" => hooks::error_shape(ctx).await,
         "consent-none" => consent::none(ctx).await,

@@ -10,6 +10,7 @@ use crate::domain::MessageInput;
 use crate::http::error::ApiError;
 use crate::http::{json, Body};
 use crate::model::{BodyFormat, MessageServiceType};
+use crate::notifications::Notifications;
 
 /// Largest attachment size accepted (content is generated, so this only bounds arithmetic).
 const MAX_ATTACHMENT_SIZE: u64 = 1 << 40;
@@ -29,6 +30,9 @@ struct NewMessageBody {
     sender_name: Option<String>,
     #[serde(default)]
     attachments: Vec<NewAttachmentBody>,
+    /// The sender's notification settings (Suomi.fi defaults when left out).
+    #[serde(default)]
+    notifications: Notifications,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +75,9 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             "attachments",
             "at most 100 attachments",
         ));
+    }
+    if let Some((field, reason)) = body.notifications.problems().into_iter().next() {
+        return Err(ApiError::invalid_field(&field, reason));
     }
     let mut attachments = Vec::with_capacity(body.attachments.len());
     for (i, a) in body.attachments.into_iter().enumerate() {
@@ -117,6 +124,7 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             body_format: body.body_format,
             service_type: body.message_service_type,
             attachments,
+            notifications: body.notifications,
         })
         .map_err(|e| {
             tracing::error!(error = %e, "message creation failed");

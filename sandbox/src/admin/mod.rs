@@ -2,6 +2,7 @@
 //! certificate) through which tests, demos and auditors steer the fictional DVV: consents,
 //! new messages, fault plans, and what providers did (openings and calls).
 
+mod clock;
 mod consent_page;
 mod consents;
 mod faults;
@@ -44,6 +45,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
     let allow: &'static str = match path.as_str() {
         "/admin/consents/grant" | "/admin/consents/revoke" | "/admin/messages" => "POST",
         "/admin/faults" => "GET, POST, DELETE",
+        "/admin/clock" => "GET, POST",
         "/admin/openings" | "/admin/receipts" | "/admin/calls" | "/admin/state"
         | "/consent-service" | "/healthz" => "GET",
         _ => return Err(ApiError::not_found("No such resource")),
@@ -53,6 +55,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
         (Method::POST, "/admin/consents/revoke") => consents::change(app, req, false).await,
         (Method::POST, "/admin/messages") => messages::create(app, req).await,
         (Method::GET, "/admin/faults") => Ok(faults::current(app)),
+        (Method::GET, "/admin/clock") => Ok(clock::current()),
+        (Method::POST, "/admin/clock") => clock::advance(req).await,
         (Method::POST, "/admin/faults") => faults::set(app, req).await,
         (Method::DELETE, "/admin/faults") => Ok(faults::clear(app)),
         (Method::GET, "/admin/openings") => Ok(inspect::openings(app)),

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::domain::withheld;
 use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType};
+use crate::notifications::Notifications;
 use crate::store::{Attachment, Consent, FeedEvent, Message, Opening};
 use crate::time::{self, Timestamp};
 
@@ -45,6 +46,7 @@ pub struct MessageSummary {
     #[serde(with = "time::as_optional_string")]
     receipt_confirmed_at: Option<Timestamp>,
     attachment_count: usize,
+    notifications: Notifications,
 }
 
 impl From<&Message> for MessageSummary {
@@ -58,6 +60,7 @@ impl From<&Message> for MessageSummary {
             message_service_type: m.service_type,
             receipt_confirmed_at: m.receipt.as_ref().map(|r| r.at),
             attachment_count: m.attachments.len(),
+            notifications: m.notifications.clone(),
         }
     }
 }
@@ -180,6 +183,18 @@ struct EventMetadata {
     consent_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     message_id: Option<i64>,
+    /// On `Electronic message created` only: what the window needs to notify the citizen.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    created: Option<CreatedView>,
+}
+
+/// The notification part of a created event: sender, service type and the sender's settings.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedView {
+    sender_name: String,
+    message_service_type: MessageServiceType,
+    notifications: Notifications,
 }
 
 impl From<&FeedEvent> for EventView {
@@ -191,6 +206,11 @@ impl From<&FeedEvent> for EventView {
             metadata: EventMetadata {
                 consent_id: e.consent_id.clone(),
                 message_id: e.message_id,
+                created: e.created.as_deref().map(|c| CreatedView {
+                    sender_name: c.sender_name.clone(),
+                    message_service_type: c.service_type,
+                    notifications: c.notifications.clone(),
+                }),
             },
         }
     }

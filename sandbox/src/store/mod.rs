@@ -11,11 +11,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use ikkuna_hetu::IdentityCode;
 
-pub use feed::FeedEvent;
+pub use feed::{CreatedDetails, FeedEvent};
 
 use crate::journal::{NewMessage, Record};
 use crate::keys::StateKey;
 use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType};
+use crate::notifications::Notifications;
 use crate::seed::Seed;
 use crate::time::Timestamp;
 
@@ -91,6 +92,8 @@ pub struct Message {
     pub receipt: Option<Receipt>,
     /// Attachment metadata.
     pub attachments: Vec<Attachment>,
+    /// The sender's notification settings.
+    pub notifications: Notifications,
 }
 
 /// A receipt confirmation.
@@ -268,6 +271,7 @@ impl Store {
                     .receipt_confirmed_at
                     .map(|at| Receipt { provider: None, at }),
                 attachments,
+                notifications: m.notifications.clone(),
             };
             store.insert_message(message);
         }
@@ -381,12 +385,18 @@ impl Store {
                     size: a.size,
                 })
                 .collect(),
+            notifications: m.notifications.clone(),
         };
         self.next_message_id = self.next_message_id.max(m.id + 1);
         if let Some(max) = m.attachments.iter().map(|a| a.id).max() {
             self.next_attachment_id = self.next_attachment_id.max(max + 1);
         }
         self.insert_message(message);
+        let details = CreatedDetails {
+            sender_name: m.sender_name.clone(),
+            service_type: m.message_service_type,
+            notifications: m.notifications.clone(),
+        };
         for (provider, consent_id) in self.consents_of(&m.citizen, true) {
             self.emit(
                 &provider,
@@ -395,6 +405,9 @@ impl Store {
                 &consent_id,
                 Some(m.id),
             );
+            if let Some(event) = self.feeds.get_mut(&provider).and_then(|f| f.last_mut()) {
+                event.created = Some(Box::new(details.clone()));
+            }
         }
         Ok(Applied::Message(m.id))
     }
@@ -521,6 +534,7 @@ impl Store {
             time: at,
             consent_id: consent_id.to_owned(),
             message_id,
+            created: None,
         };
         self.feeds
             .entry(provider.to_owned())

@@ -14,8 +14,9 @@ use crate::store::backend::{Backend, ConsentSink};
 use crate::store::error::StoreError;
 use crate::store::ownership::Ownership;
 use crate::store::types::{
-    Committed, ConsentChange, DeliveryCounts, MonthFigures, NewDelivery, OutboxStats,
-    ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
+    ReminderDelivery,
 };
 
 #[async_trait]
@@ -149,9 +150,25 @@ impl Backend for PgStore {
         next: &str,
         endpoints: &[String],
         deliveries: &[NewDelivery],
+        reminders: &[ReminderChange],
         events: i64,
     ) -> Result<Committed, StoreError> {
-        PgStore::commit_page(self, from, next, endpoints, deliveries, events).await
+        PgStore::commit_page(self, from, next, endpoints, deliveries, reminders, events).await
+    }
+
+    async fn fire_reminders(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        max_count: u32,
+        endpoints: &[String],
+        build: ReminderDelivery,
+    ) -> Result<Vec<FiredReminder>, StoreError> {
+        PgStore::fire_reminders(self, now, limit, max_count, endpoints, build).await
+    }
+
+    async fn scheduled_reminders(&self) -> Result<u64, StoreError> {
+        PgStore::scheduled_reminders(self).await
     }
 
     async fn publish_consent_changes(&self, changes: &[(bool, String)]) -> Result<(), StoreError> {

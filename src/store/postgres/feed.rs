@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use super::consent_bus::CONSENT_CHANNEL;
+use super::reminders;
 use super::webhooks::enqueue_in;
 use super::{pg_error, PgStore};
 use crate::store::error::StoreError;
 use crate::store::types::{
     count, millis_before, now_millis, Committed, ConsentChange, MonthFigures, NewDelivery,
+    ReminderChange,
 };
 
 /// Logged consent changes are kept this long: a replica cut off for longer has long since let
@@ -42,6 +44,7 @@ impl PgStore {
         next: &str,
         endpoints: &[String],
         deliveries: &[NewDelivery],
+        reminders: &[ReminderChange],
         events: i64,
     ) -> Result<Committed, StoreError> {
         let mut client = self.client().await?;
@@ -62,6 +65,7 @@ impl PgStore {
         }
         let now = now_millis();
         let queued = enqueue_in(&tx, endpoints, deliveries, now).await?;
+        reminders::apply_in(&tx, reminders).await?;
         tx.execute(
             "INSERT INTO feed_position (id, continuation_token, events_seen, updated_at)
              VALUES (1, $1, $2, $3)

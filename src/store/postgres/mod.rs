@@ -10,6 +10,7 @@ mod consent_bus;
 mod feed;
 mod openings;
 mod owner;
+mod reminders;
 mod tls;
 mod webhooks;
 
@@ -37,6 +38,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         2,
         "0002_owner_lease_consent_changes",
         include_str!("../../../migrations/postgres/0002_owner_lease_consent_changes.sql"),
+    ),
+    (
+        5,
+        "0005_reminders",
+        include_str!("../../../migrations/postgres/0005_reminders.sql"),
     ),
 ];
 

@@ -5,10 +5,13 @@
 
 use rusqlite::{params, OptionalExtension as _, TransactionBehavior};
 
+use super::reminders;
 use super::webhooks::enqueue_in;
 use super::SqliteStore;
 use crate::store::error::StoreError;
-use crate::store::types::{count, now_millis, Committed, MonthFigures, NewDelivery};
+use crate::store::types::{
+    count, now_millis, Committed, MonthFigures, NewDelivery, ReminderChange,
+};
 
 pub(super) async fn load_position(store: &SqliteStore) -> Result<Option<String>, StoreError> {
     store
@@ -30,9 +33,11 @@ pub(super) async fn commit_page(
     next: &str,
     endpoints: &[String],
     deliveries: &[NewDelivery],
+    reminders: &[ReminderChange],
     events: i64,
 ) -> Result<Committed, StoreError> {
     let (next, endpoints, deliveries) = (next.to_owned(), endpoints.to_vec(), deliveries.to_vec());
+    let reminders = reminders.to_vec();
     store
         .run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -48,6 +53,7 @@ pub(super) async fn commit_page(
             }
             let now = now_millis();
             let queued = enqueue_in(&tx, &endpoints, &deliveries, now)?;
+            reminders::apply_in(&tx, &reminders)?;
             tx.execute(
                 "INSERT INTO feed_position (id, continuation_token, events_seen, updated_at)
                  VALUES (1, ?1, ?2, ?3)

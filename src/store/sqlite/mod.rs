@@ -6,6 +6,7 @@
 mod commit;
 mod feed;
 mod openings;
+mod reminders;
 mod schema;
 mod webhooks;
 
@@ -22,8 +23,9 @@ use super::backend::{Backend, ConsentSink};
 use super::error::StoreError;
 use super::ownership::Ownership;
 use super::types::{
-    Committed, ConsentChange, DeliveryCounts, MonthFigures, NewDelivery, OutboxStats,
-    ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
+    ReminderDelivery,
 };
 use commit::{commit_loop, lock, Job, Write};
 
@@ -234,9 +236,25 @@ impl Backend for SqliteStore {
         next: &str,
         endpoints: &[String],
         deliveries: &[NewDelivery],
+        reminders: &[ReminderChange],
         events: i64,
     ) -> Result<Committed, StoreError> {
-        feed::commit_page(self, from, next, endpoints, deliveries, events).await
+        feed::commit_page(self, from, next, endpoints, deliveries, reminders, events).await
+    }
+
+    async fn fire_reminders(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        max_count: u32,
+        endpoints: &[String],
+        build: ReminderDelivery,
+    ) -> Result<Vec<FiredReminder>, StoreError> {
+        reminders::fire(self, now, limit, max_count, endpoints, build).await
+    }
+
+    async fn scheduled_reminders(&self) -> Result<u64, StoreError> {
+        reminders::scheduled(self).await
     }
 
     async fn publish_consent_changes(&self, _changes: &[(bool, String)]) -> Result<(), StoreError> {

@@ -390,7 +390,7 @@ async fn the_store_holds_ids_and_times_only() {
     assert_eq!(columns, expected);
     assert_eq!(
         version, 3,
-        "1: openings; 2: feed position, webhook queue, ledger retention; then 0005: reminders"
+        "1: openings; 2: feed position, webhook queue, ledger retention; 3: reminders"
     );
     let reminder_columns: Vec<(String, String)> = outbox
         .run(|c| {

@@ -40,9 +40,9 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_owner_lease_consent_changes.sql"),
     ),
     (
-        5,
-        "0005_reminders",
-        include_str!("../../../migrations/postgres/0005_reminders.sql"),
+        4,
+        "0004_reminders",
+        include_str!("../../../migrations/postgres/0004_reminders.sql"),
     ),
 ];
 

@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod limits;
 pub mod openings;
 pub mod outflow;
+pub mod replies;
 pub mod server;
 pub mod store;
 pub mod telemetry;

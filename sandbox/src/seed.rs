@@ -10,7 +10,9 @@ use std::path::Path;
 use ikkuna_hetu::IdentityCode;
 use serde::Deserialize;
 
-use crate::model::{is_valid_provider_id, BodyFormat, ConsentState, MessageServiceType};
+use crate::model::{
+    is_valid_provider_id, BodyFormat, ConsentState, MessageServiceType, ReplyAllowedBy,
+};
 use crate::time::{self, Timestamp};
 
 /// The seed shipped with the sandbox.
@@ -86,6 +88,8 @@ pub struct SeedMessage {
     pub receipt_confirmed_at: Option<Timestamp>,
     /// Attachment metadata; content is generated.
     pub attachments: Vec<SeedAttachment>,
+    /// Who may reply (default: no one).
+    pub reply_allowed_by: ReplyAllowedBy,
 }
 
 /// An attachment's metadata.
@@ -154,6 +158,9 @@ struct RawMessage {
     count: Option<u32>,
     /// Minutes between the expanded messages' `createdAt`, counting back from `createdAt`.
     interval_minutes: Option<u32>,
+    /// Who may reply: `Anyone` or `No one` (the default).
+    #[serde(default)]
+    reply_allowed_by: ReplyAllowedBy,
 }
 
 #[derive(Deserialize)]
@@ -359,6 +366,7 @@ fn expand_message(
             read_at,
             receipt_confirmed_at,
             attachments: attachments.clone(),
+            reply_allowed_by: m.reply_allowed_by,
         });
     }
 }

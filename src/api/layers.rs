@@ -190,6 +190,7 @@ pub(super) async fn audit(
         reason: facts.error,
         trace_id: facts.dvv_trace_id,
         citizen: facts.citizen,
+        reply: facts.reply,
     };
     match window.audit.record(access).await {
         Ok(()) => response,

@@ -11,6 +11,7 @@ mod handlers;
 mod layers;
 mod opened;
 mod paging;
+mod replies;
 pub mod pipeline;
 pub mod routes;
 pub mod state;

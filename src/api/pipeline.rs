@@ -10,6 +10,7 @@
 //!   5. audit           the access's record is written before its answer leaves (steps 6-9 too)
 //!   6. request_shape   the route's one method, one Authorization, known query, ids decoded once
 //!   7. deadline        the answer (a stream's start) within server.request_timeout_ms, else 504
+//!                      (a reply's upload: every DVV call has its deadline, every chunk its idle one)
 //!   8. extractors      VerifiedCitizen → citizen limit + DVV budget → Consented → Admitted
 //!   9. handler         DVV call → opening recorded → stream out (Cache-Control: no-store)
 //! ```
@@ -55,11 +56,13 @@ pub fn router(window: SharedWindow, settings: PipelineSettings) -> Router {
             .layer(from_fn_with_state((window.clone(), route), layers::audit))
             // 6. Request shape: method, Authorization, query and path ids, decided once.
             .layer(from_fn_with_state(route, layers::request_shape))
-            // 7. Deadline: no request holds a slot longer than the configured bound.
-            .layer(from_fn_with_state(
-                settings.request_timeout,
-                layers::deadline,
-            ));
+            // 7. Deadline: no request holds a slot longer than the configured bound (an upload
+            //    is bounded chunk by chunk instead: Route::has_deadline).
+            .option_layer(
+                route
+                    .has_deadline()
+                    .then(|| from_fn_with_state(settings.request_timeout, layers::deadline)),
+            );
         // 8-9. The handler and its extractors (handlers.rs, extract.rs).
         router = router.route(route.path(), route.handler().layer(steps));
     }

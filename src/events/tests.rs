@@ -13,6 +13,7 @@ fn webhooks(ids: &[&str]) -> Vec<WebhookEvent> {
             time: "2026-11-21T10:00:00.000Z".into(),
             consent_id: "c-1".into(),
             message_id: Some(1),
+            in_reply_to_message_id: None,
         })
         .collect()
 }

@@ -53,6 +53,7 @@ fn event(n: u32) -> WebhookEvent {
         time: "2026-11-22T00:00:00.000Z".to_owned(),
         consent_id: "c-1".to_owned(),
         message_id: Some(i64::from(n)),
+        in_reply_to_message_id: None,
     }
 }
 

@@ -14,6 +14,7 @@ fn event(n: u32, event_type: &'static str) -> WebhookEvent {
         time: "2026-11-21T10:00:00.000Z".into(),
         consent_id: "c-1".into(),
         message_id: Some(i64::from(n)),
+        in_reply_to_message_id: None,
     }
 }
 

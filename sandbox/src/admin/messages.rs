@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::domain::MessageInput;
 use crate::http::error::ApiError;
 use crate::http::{json, Body};
-use crate::model::{BodyFormat, MessageServiceType};
+use crate::model::{BodyFormat, MessageServiceType, ReplyAllowedBy};
 
 /// Largest attachment size accepted (content is generated, so this only bounds arithmetic).
 const MAX_ATTACHMENT_SIZE: u64 = 1 << 40;
@@ -29,6 +29,8 @@ struct NewMessageBody {
     sender_name: Option<String>,
     #[serde(default)]
     attachments: Vec<NewAttachmentBody>,
+    #[serde(default)]
+    reply_allowed_by: ReplyAllowedBy,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +119,8 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             body_format: body.body_format,
             service_type: body.message_service_type,
             attachments,
+            reply_allowed_by: body.reply_allowed_by,
+            in_reply_to: None,
         })
         .map_err(|e| {
             tracing::error!(error = %e, "message creation failed");

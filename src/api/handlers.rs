@@ -282,7 +282,11 @@ pub async fn fallback(ctx: Ctx) -> ApiError {
 
 /// DVV saying "forbidden" on a message call means the consent ended under us: the cached
 /// "active" answer is dropped at once rather than waiting for its expiry.
-pub(super) fn forget_if_revoked(window: &Window, consent_id: &str, e: crate::dvv::DvvError) -> ApiError {
+pub(super) fn forget_if_revoked(
+    window: &Window,
+    consent_id: &str,
+    e: crate::dvv::DvvError,
+) -> ApiError {
     if e.is_consent_revoked() {
         window.consents.revoke(consent_id);
         return ApiError::no_consent(true, &window.consent_service_url);

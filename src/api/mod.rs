@@ -11,8 +11,8 @@ mod handlers;
 mod layers;
 mod opened;
 mod paging;
-mod replies;
 pub mod pipeline;
+mod replies;
 pub mod routes;
 pub mod state;
 

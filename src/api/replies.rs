@@ -31,7 +31,8 @@ pub async fn post_reply(
     admitted: Admitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers).ok_or_else(|| ctx.refuse(ApiError::reply_key_required()))?;
+    let key =
+        idempotency_key(&headers).ok_or_else(|| ctx.refuse(ApiError::reply_key_required()))?;
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

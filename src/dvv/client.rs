@@ -30,11 +30,11 @@ use super::contract::{
     ConsentLookup, ConsentRecord, EventPage, MessageDetail, MessagePage, OpeningAnswer,
     OpeningReport, ReceiptAnswer, ReplyPolicy, ReplyReceipt, TokenResponse,
 };
-use super::upload::UploadBody;
 use super::error::{DvvError, DvvSetupError};
 use super::retry::{jitter, RetryPolicy};
 use super::token::{AccessToken, FreshToken, TokenCache, TokenFuture, TokenSource};
 use super::transport::{self, error_from, read_json, trace_id, HttpClient, Lane};
+use super::upload::UploadBody;
 use crate::config::DvvConfig;
 
 /// A value from DVV with the `traceId` of the response that carried it.
@@ -360,7 +360,14 @@ impl DvvClient {
         idempotency_key: &str,
     ) -> Result<Upstream<ReplyPolicy>, DvvError> {
         let id = message_id.to_string();
-        let url = self.url(&["v1", "consents", consent_id, "messages", &id, "reply-policy"])?;
+        let url = self.url(&[
+            "v1",
+            "consents",
+            consent_id,
+            "messages",
+            &id,
+            "reply-policy",
+        ])?;
         let key = HeaderValue::from_str(idempotency_key).map_err(|_| DvvError::BadRequest {
             status: StatusCode::BAD_REQUEST,
             reason: "Idempotency-Key is not a header value".to_owned(),
@@ -417,12 +424,11 @@ impl DvvClient {
         let _slot = Arc::clone(&self.inner.bulk_slots)
             .try_acquire_owned()
             .map_err(|_| DvvError::StreamsExhausted)?;
-        let token = match tokio::time::timeout(self.inner.call_timeout, self.inner.tokens.get())
-            .await
-        {
-            Ok(token) => token?,
-            Err(_) => return Err(DvvError::Timeout { trace_id: None }),
-        };
+        let token =
+            match tokio::time::timeout(self.inner.call_timeout, self.inner.tokens.get()).await {
+                Ok(token) => token?,
+                Err(_) => return Err(DvvError::Timeout { trace_id: None }),
+            };
         let request = Request::builder()
             .method(Method::POST)
             .uri(url.as_str())

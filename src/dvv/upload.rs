@@ -138,7 +138,10 @@ mod tests {
         let reader = tokio::spawn(body.collect());
         tx.send(Bytes::from_static(b"abc"), idle).await.unwrap();
         drop(tx);
-        assert!(reader.await.unwrap().is_err(), "an unfinished upload must fail");
+        assert!(
+            reader.await.unwrap().is_err(),
+            "an unfinished upload must fail"
+        );
     }
 
     #[tokio::test]

@@ -150,13 +150,17 @@ where
                 let head = format!(
                     "--{out_boundary}\r\nContent-Disposition: form-data; name=\"body\"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
                 );
-                send(Bytes::from(head)).await.map_err(RelayError::Upstream)?;
+                send(Bytes::from(head))
+                    .await
+                    .map_err(RelayError::Upstream)?;
                 tally.push(PartTally {
                     kind: PartKind::Text,
                     size: text.len() as u64,
                     sha256: hex::encode(Sha256::digest(text.as_bytes())),
                 });
-                send(Bytes::from(text)).await.map_err(RelayError::Upstream)?;
+                send(Bytes::from(text))
+                    .await
+                    .map_err(RelayError::Upstream)?;
                 send(Bytes::from_static(b"\r\n"))
                     .await
                     .map_err(RelayError::Upstream)?;
@@ -179,7 +183,9 @@ where
                 let head = format!(
                     "--{out_boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {media_type}\r\n\r\n"
                 );
-                send(Bytes::from(head)).await.map_err(RelayError::Upstream)?;
+                send(Bytes::from(head))
+                    .await
+                    .map_err(RelayError::Upstream)?;
                 let mut size = 0u64;
                 let mut hash = Sha256::new();
                 while let Some(chunk) = next_chunk(&mut field, bounds.read_idle).await? {

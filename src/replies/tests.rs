@@ -42,7 +42,10 @@ fn form(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> Vec<u8> {
 async fn run(
     input: Vec<u8>,
     bounds: &RelayBounds,
-) -> (Result<Vec<PartTally>, RelayError>, Result<Bytes, upload::UploadAborted>) {
+) -> (
+    Result<Vec<PartTally>, RelayError>,
+    Result<Bytes, upload::UploadAborted>,
+) {
     let chunks: Vec<Result<Bytes, Infallible>> = input
         .chunks(7)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -83,7 +86,10 @@ async fn a_reply_is_re_encoded_whole_with_sizes_and_hashes_of_each_part() {
     assert_eq!(body.text().await.unwrap(), "Hyvä virkailija");
     let file = parsed.next_field().await.unwrap().unwrap();
     assert_eq!(file.file_name(), Some("liite.pdf"));
-    assert_eq!(file.content_type().unwrap().essence_str(), "application/pdf");
+    assert_eq!(
+        file.content_type().unwrap().essence_str(),
+        "application/pdf"
+    );
     assert_eq!(&file.bytes().await.unwrap()[..], &pdf[..]);
     assert!(parsed.next_field().await.unwrap().is_none());
 }
@@ -97,7 +103,10 @@ async fn a_limit_broken_mid_stream_aborts_the_upload_to_dvv() {
     ]);
     let (result, sent) = run(input.clone(), &bounds(1500, 10_000)).await;
     assert_eq!(result, Err(RelayError::TooLarge("file size")));
-    assert!(sent.is_err(), "DVV must see an aborted upload, not a complete one");
+    assert!(
+        sent.is_err(),
+        "DVV must see an aborted upload, not a complete one"
+    );
     let (result, sent) = run(input, &bounds(10_000, 1999)).await;
     assert_eq!(result, Err(RelayError::TooLarge("total size")));
     assert!(sent.is_err());
@@ -156,6 +165,9 @@ fn the_declared_length_ceiling_and_the_receipt_check() {
         max_total_bytes: 150,
     };
     assert_eq!(max_request_bytes(&limits), 40 + 150 + 3 * 1024);
-    assert!(media_type_accepted(&["application/pdf".into()], "Application/PDF; x=y"));
+    assert!(media_type_accepted(
+        &["application/pdf".into()],
+        "Application/PDF; x=y"
+    ));
     assert!(!media_type_accepted(&["application/pdf".into()], ""));
 }

@@ -401,11 +401,9 @@ impl Store {
 
     /// A reply by its scoped idempotency key.
     pub fn reply_by_key(&self, provider: &str, consent_id: &str, key: &str) -> Option<&Reply> {
-        let id = self.reply_keys.get(&(
-            provider.to_owned(),
-            consent_id.to_owned(),
-            key.to_owned(),
-        ))?;
+        let id =
+            self.reply_keys
+                .get(&(provider.to_owned(), consent_id.to_owned(), key.to_owned()))?;
         self.reply(*id)
     }
 

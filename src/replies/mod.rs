@@ -165,6 +165,13 @@ where
                     .await
                     .map_err(RelayError::Upstream)?;
             }
+            // A browser form whose file input was left empty sends an empty part with an empty
+            // file name: nothing to relay.
+            ("file", Some(file_name)) if !tally.is_empty() && file_name.is_empty() => {
+                if next_chunk(&mut field, bounds.read_idle).await?.is_some() {
+                    return Err(RelayError::Malformed("a file part without a file name"));
+                }
+            }
             ("file", Some(file_name)) if !tally.is_empty() => {
                 if !plain_file_name(&file_name) {
                     return Err(RelayError::Malformed("a file name is not a plain name"));

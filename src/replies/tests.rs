@@ -156,6 +156,17 @@ async fn refused_shapes_and_types_abort_too() {
     assert!(sent.is_err());
 }
 
+#[tokio::test]
+async fn an_empty_file_input_of_a_browser_form_is_skipped() {
+    let input = form(&[
+        ("body", None, b"ei liitetta"),
+        ("file", Some(("", "application/octet-stream")), b""),
+    ]);
+    let (result, sent) = run(input, &bounds(10, 10)).await;
+    assert_eq!(result.unwrap().len(), 1, "the text only");
+    assert!(sent.is_ok());
+}
+
 #[test]
 fn the_declared_length_ceiling_and_the_receipt_check() {
     let limits = ReplyLimits {

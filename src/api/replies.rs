@@ -22,6 +22,14 @@ use crate::audit::{PartEvidence, ReplyEvidence};
 use crate::dvv::{upload, DvvError, ReplyAllowedBy, ReplyReceipt, Upstream};
 use crate::replies::{self, PartTally, RelayBounds, RelayError};
 
+/// What the checks before the upload decided.
+enum Admission {
+    /// Relay the upload under these bounds with this key.
+    Upload(RelayBounds, String, String),
+    /// Answered without the upload (the key was used: the original receipt).
+    Answered(Response),
+}
+
 /// `POST /v1/messages/{id}/replies`.
 pub async fn post_reply(
     ctx: Ctx,
@@ -31,43 +39,14 @@ pub async fn post_reply(
     admitted: Admitted,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key =
-        idempotency_key(&headers).ok_or_else(|| ctx.refuse(ApiError::reply_key_required()))?;
-    let boundary = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| multer::parse_boundary(v).ok())
-        .ok_or_else(|| ctx.refuse(ApiError::reply_not_multipart()))?;
-    let consent_id = admitted.consent_id.as_str();
-    let policy = window
-        .dvv
-        .reply_policy(consent_id, message_id, &key)
-        .await
-        .map_err(|e| ctx.refuse(forget_if_revoked(&window, consent_id, e)))?;
-    ctx.dvv_trace(policy.trace_id.as_deref());
-    let trace_id = policy.trace_id;
-    let policy = policy.value;
-    if let Some(original) = policy.previous_reply {
-        // The key was used: the original result, and not a byte of the upload read.
-        note(&ctx, Some(original.reply_id), &[]);
-        return Ok(repeated(&ctx, &original, trace_id.as_deref()));
-    }
-    if policy.reply_allowed_by != ReplyAllowedBy::Anyone {
-        return Err(ctx.refuse(ApiError::replies_not_allowed(trace_id)));
-    }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > replies::max_request_bytes(&policy.limits)) {
-        return Err(ctx.refuse(ApiError::reply_declared_too_large()));
-    }
-    let bounds = RelayBounds {
-        limits: policy.limits,
-        accepted: policy.accepted_media_types,
-        read_idle: window.streams.write_idle,
-        write_idle: window.replies.upload_idle,
+    let (bounds, key, boundary) = match admit(&ctx, &window, message_id, &headers, &admitted).await
+    {
+        Ok(Admission::Upload(bounds, key, boundary)) => (bounds, key, boundary),
+        // The body is dropped unread; the pipeline discards what of it was sent (5b).
+        Ok(Admission::Answered(response)) => return Ok(response),
+        Err(refusal) => return Err(refusal),
     };
+    let consent_id = admitted.consent_id.as_str();
     let out_boundary = format!("ikkuna-{}", uuid::Uuid::new_v4().simple());
     let content_type = format!("multipart/form-data; boundary={out_boundary}");
     let (sender, upload) = upload::channel();
@@ -109,6 +88,58 @@ pub async fn post_reply(
         &receipt,
         answer.trace_id.as_deref(),
     ))
+}
+
+/// The checks made before a byte of the upload is read: the key and the form's shape, then DVV's
+/// reply policy (not allowed: 403; key used: the original receipt; declared size beyond the
+/// limits: 413).
+async fn admit(
+    ctx: &Ctx,
+    window: &super::state::Window,
+    message_id: i64,
+    headers: &HeaderMap,
+    admitted: &Admitted,
+) -> Result<Admission, ApiError> {
+    let key = idempotency_key(headers).ok_or_else(|| ctx.refuse(ApiError::reply_key_required()))?;
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| ctx.refuse(ApiError::reply_not_multipart()))?;
+    let consent_id = admitted.consent_id.as_str();
+    let policy = window
+        .dvv
+        .reply_policy(consent_id, message_id, &key)
+        .await
+        .map_err(|e| ctx.refuse(forget_if_revoked(window, consent_id, e)))?;
+    ctx.dvv_trace(policy.trace_id.as_deref());
+    let trace_id = policy.trace_id;
+    let policy = policy.value;
+    if let Some(original) = policy.previous_reply {
+        note(ctx, Some(original.reply_id), &[]);
+        return Ok(Admission::Answered(repeated(
+            ctx,
+            &original,
+            trace_id.as_deref(),
+        )));
+    }
+    if policy.reply_allowed_by != ReplyAllowedBy::Anyone {
+        return Err(ctx.refuse(ApiError::replies_not_allowed(trace_id)));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > replies::max_request_bytes(&policy.limits)) {
+        return Err(ctx.refuse(ApiError::reply_declared_too_large()));
+    }
+    let bounds = RelayBounds {
+        limits: policy.limits,
+        accepted: policy.accepted_media_types,
+        read_idle: window.streams.write_idle,
+        write_idle: window.replies.upload_idle,
+    };
+    Ok(Admission::Upload(bounds, key, boundary))
 }
 
 /// How the upload ended: DVV answered (or its call failed), or the relay failed first.

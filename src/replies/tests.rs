@@ -19,7 +19,10 @@ fn bounds(max_file: u64, max_total: u64) -> RelayBounds {
     }
 }
 
-fn form(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> Vec<u8> {
+/// One part of a test form: name, (file name, media type) for a file, content.
+type TestPart<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+fn form(parts: &[TestPart<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, file, data) in parts {
         out.extend_from_slice(b"--in\r\n");

@@ -168,8 +168,10 @@ where
             // A browser form whose file input was left empty sends an empty part with an empty
             // file name: nothing to relay.
             ("file", Some(file_name)) if !tally.is_empty() && file_name.is_empty() => {
-                if next_chunk(&mut field, bounds.read_idle).await?.is_some() {
-                    return Err(RelayError::Malformed("a file part without a file name"));
+                while let Some(chunk) = next_chunk(&mut field, bounds.read_idle).await? {
+                    if !chunk.is_empty() {
+                        return Err(RelayError::Malformed("a file part without a file name"));
+                    }
                 }
             }
             ("file", Some(file_name)) if !tally.is_empty() => {

@@ -20,6 +20,7 @@ fn access() -> Access {
         reason: None,
         trace_id: Some(uuid::Uuid::new_v4().to_string()),
         citizen: Some("p-0123456789abcdef0123456789abcdef".to_owned()),
+        reply: None,
     }
 }
 

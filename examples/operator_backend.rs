@@ -236,6 +236,7 @@ pub async fn start(args: Args) -> anyhow::Result<Running> {
         .route("/messages/{id}", get(message))
         .route("/messages/{id}/receipt", post(confirm_receipt))
         .route("/messages/{id}/attachments/{aid}", get(attachment))
+        .route("/messages/{id}/replies", post(send_reply))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let inbox = listener.local_addr()?;
@@ -544,12 +545,13 @@ confirm that you have received it; the sender is told when you did.</p>
         ),
         None => String::new(),
     };
+    let thread = thread_section(&state, &citizen, &m, id).await;
     Ok(page(
         "Message",
         &format!(
             r#"<p><a href="/inbox">Back to the inbox</a></p>
 <h1>{title}</h1><p class="meta">{sender} · {created}</p>{receipt}
-{body}{files}"#,
+{body}{files}{thread}"#,
             title = esc(m["title"].as_str().unwrap_or("")),
             sender = esc(m["senderName"].as_str().unwrap_or("")),
             created = fi_time(m["createdAt"].as_str().unwrap_or("")),
@@ -621,6 +623,133 @@ async fn attachment(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The thread under a message: the citizen's replies (text and files), the sender's answers
+/// (new messages whose `inReplyToMessageId` is a reply), and, where the sender accepts replies, a
+/// reply form (text and a file) posted straight through to Ikkuna. For an answer, a note saying
+/// which reply it answers.
+async fn thread_section(state: &AppState, citizen: &str, m: &Value, id: i64) -> String {
+    let mut out = String::new();
+    if m["inReplyToMessageId"].is_i64() {
+        out.push_str(r#"<p id="answer-note" class="meta">This message answers your reply.</p>"#);
+    }
+    let replies = m["replies"].as_array().cloned().unwrap_or_default();
+    // The answers are messages of the inbox that name one of these replies.
+    let mut answers: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+    if !replies.is_empty() {
+        if let Ok(answer) = call(state, citizen, Method::GET, "/v1/messages?limit=100", None).await
+        {
+            let page = answer.json().await;
+            for msg in page["messages"].as_array().into_iter().flatten() {
+                if let (Some(reply), Some(answer_id)) = (
+                    msg["inReplyToMessageId"].as_i64(),
+                    msg["messageId"].as_i64(),
+                ) {
+                    let title = msg["title"].as_str().unwrap_or("").to_owned();
+                    answers.entry(reply).or_default().push((answer_id, title));
+                }
+            }
+        }
+    }
+    if !replies.is_empty() {
+        out.push_str(r#"<h2 id="thread-heading">Your replies</h2><ol id="thread" aria-labelledby="thread-heading">"#);
+        for r in &replies {
+            let reply_id = r["replyId"].as_i64().unwrap_or(0);
+            let mut files = String::new();
+            for f in r["attachments"].as_array().into_iter().flatten() {
+                files.push_str(&format!(
+                    r#"<li class="reply-file">{name} <span class="meta">({media}, {size})</span></li>"#,
+                    name = esc(f["name"].as_str().unwrap_or("")),
+                    media = esc(f["mediaType"].as_str().unwrap_or("")),
+                    size = fi_size(f["size"].as_u64().unwrap_or(0)),
+                ));
+            }
+            if !files.is_empty() {
+                files = format!(r#"<ul aria-label="Files of this reply">{files}</ul>"#);
+            }
+            let mut answered = String::new();
+            for (answer_id, title) in answers.get(&reply_id).into_iter().flatten() {
+                answered.push_str(&format!(
+                    r#"<p class="answer">Answer: <a href="/messages/{answer_id}">{}</a></p>"#,
+                    esc(title)
+                ));
+            }
+            if answered.is_empty() {
+                answered.push_str(r#"<p class="meta">No answer yet.</p>"#);
+            }
+            out.push_str(&format!(
+                r#"<li class="reply" data-reply-id="{reply_id}"><p class="meta">Sent {sent}</p><p class="reply-text">{text}</p>{files}{answered}</li>"#,
+                sent = fi_time(r["sentAt"].as_str().unwrap_or("")),
+                text = esc(r["body"].as_str().unwrap_or("")),
+            ));
+        }
+        out.push_str("</ol>");
+    }
+    if m["replyAllowedBy"] == "Anyone" {
+        // A fresh key per rendering: submitting the same form twice sends the same key, so the
+        // second submission is answered with the first reply (409), never a second reply.
+        let key = uuid::Uuid::new_v4();
+        out.push_str(&format!(
+            r#"<h2 id="reply-heading">Reply</h2>
+<form id="reply-form" method="post" action="/messages/{id}/replies?key={key}" enctype="multipart/form-data" aria-labelledby="reply-heading">
+<p><label for="reply-body">Your reply</label><br><textarea id="reply-body" name="body" rows="5" cols="60" maxlength="40000" required></textarea></p>
+<p><label for="reply-file">Attach a file (PDF, image, text or office document; at most 10 MiB unless DVV allows more)</label><br><input id="reply-file" type="file" name="file"></p>
+<p><button type="submit">Send reply</button></p>
+</form>"#
+        ));
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct ReplyQuery {
+    key: String,
+}
+
+/// Passes the browser's form (multipart, as the browser encoded it) through to Ikkuna as it
+/// arrives, with the page's idempotency key: nothing is buffered or kept here either.
+async fn send_reply(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<i64>,
+    Query(query): Query<ReplyQuery>,
+    request: Request<Body>,
+) -> Result<Response, Response> {
+    let citizen = signed_in(&state, request.headers()).map_err(IntoResponse::into_response)?;
+    let assertion = state
+        .identity
+        .assertion(&citizen)
+        .map_err(|_| failure("Could not sign the citizen assertion"))?;
+    let (parts, body) = request.into_parts();
+    let mut upstream = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}/v1/messages/{id}/replies", state.gateway))
+        .header(header::AUTHORIZATION, format!("Bearer {assertion}"))
+        .header("idempotency-key", query.key.as_str());
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
+        if let Some(value) = parts.headers.get(&name) {
+            upstream = upstream.header(name, value.clone());
+        }
+    }
+    let upstream = upstream
+        .body(body)
+        .map_err(|_| failure("Could not build the request"))?;
+    let response = tokio::time::timeout(Duration::from_secs(600), state.client.request(upstream))
+        .await
+        .map_err(|_| failure("Ikkuna did not answer in time"))?
+        .map_err(|_| failure("Ikkuna could not be reached"))?;
+    let (parts, body) = response.into_parts();
+    let answer = Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    };
+    let status = answer.status;
+    let json = answer.json().await;
+    if matches!(status, StatusCode::CREATED | StatusCode::CONFLICT) {
+        return Ok(Redirect::to(&format!("/messages/{id}#thread")).into_response());
+    }
+    Err(ikkuna_error(&state, status, &json))
 }
 
 const SIGN_OUT: &str =

@@ -94,6 +94,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
             write_idle: config.server.write_idle_timeout,
             recheck_every: config.consent.revocation_bound,
         },
+        replies: crate::api::state::ReplyTimeouts {
+            upload_idle: config.dvv.body_idle_timeout,
+            answer_timeout: config.dvv.call_timeout,
+        },
     });
     crate::health::metrics();
 

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod openings;
 pub mod outflow;
 pub mod reminders;
+pub mod replies;
 pub mod server;
 pub mod store;
 pub mod telemetry;

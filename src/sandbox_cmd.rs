@@ -56,6 +56,10 @@ struct DemoArgs {
     /// Where the example inbox listens with --open (default 127.0.0.1:8088, else a free port).
     #[arg(long, requires = "open")]
     inbox_listen: Option<SocketAddr>,
+    /// Largest file of a citizen's reply the sandbox DVV accepts, in bytes (default 10 MiB, the
+    /// Suomi.fi Messages figure); the total of a reply's files is raised to match when smaller.
+    #[arg(long)]
+    reply_max_file_bytes: Option<u64>,
 }
 
 /// Runs the chosen command to its end. The sandbox's own commands build their runtime; the demo
@@ -85,7 +89,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     if !unknown.is_empty() {
         return Err(config::ConfigErrors(unknown).into());
     }
-    let sandbox = ikkuna_sandbox::start(ikkuna_sandbox::SandboxOptions::new(&args.data_dir))
+    let mut options = ikkuna_sandbox::SandboxOptions::new(&args.data_dir);
+    if let Some(bytes) = args.reply_max_file_bytes {
+        options.reply_limits.max_file_bytes = bytes;
+        options.reply_limits.max_total_bytes = options.reply_limits.max_total_bytes.max(bytes);
+    }
+    let sandbox = ikkuna_sandbox::start(options)
         .await
         .context("starting the sandbox DVV backend")?;
     let info = sandbox.info().clone();

@@ -281,16 +281,21 @@ async fn the_example_inbox_works_in_a_real_browser() {
              (CHROMEDRIVER / CHROMIUM override the paths)"
         );
     };
-    tokio::time::timeout(Duration::from_secs(150), run(&driver_bin, &chromium))
+    tokio::time::timeout(Duration::from_secs(240), run(&driver_bin, &chromium))
         .await
-        .expect("the browser test finishes within 150 s");
+        .expect("the browser test finishes within 240 s");
 }
 
 async fn run(driver_bin: &Path, chromium: &Path) {
     let started = Instant::now();
     // The sandbox, the example operator backend (its webhook receiver too), then the gateway
     // delivering webhooks to it.
-    let mut h = Harness::with_sandbox().await;
+    // DVV's reply limits raised so that the reply step can carry a 100 MiB file (issue 19).
+    let mut h = Harness::with_sandbox_options(|o| {
+        o.reply_limits.max_file_bytes = 128 * 1024 * 1024;
+        o.reply_limits.max_total_bytes = 128 * 1024 * 1024;
+    })
+    .await;
     let secret = h.dir.path().join("webhook.secret");
     std::fs::write(&secret, format!("{}\n", support::SECRET)).expect("secret");
     {
@@ -557,6 +562,7 @@ async fn run(driver_bin: &Path, chromium: &Path) {
     );
     assert!(!feed.contains("Hoitoaika"), "a title in the feed: {feed}");
     audit(&c, "inbox with notifications").await;
+    reply_with_a_file(&c, &h, &inbox, &messages, work.path(), &shots).await;
 
     // Sign out; a citizen who never consented sees why there is no mail, and where to consent.
     click(&c, r#"form[action="/signout"] button"#).await;
@@ -590,4 +596,112 @@ async fn run(driver_bin: &Path, chromium: &Path) {
         started.elapsed().as_secs_f64(),
         shots.display()
     );
+}
+
+/// Issue 19: the citizen replies from the example inbox with a text and a 100 MiB file; the reply
+/// streams through the example backend and the gateway to DVV, shows in the thread, and the
+/// sender's answer arrives in it. The gateway's peak RSS may grow by less than 16 MiB.
+async fn reply_with_a_file(
+    c: &Client,
+    h: &Harness,
+    inbox: &str,
+    messages: &[Value],
+    work: &Path,
+    shots: &Path,
+) {
+    let replyable = messages
+        .iter()
+        .find(|m| m["replyAllowedBy"] == "Anyone")
+        .and_then(|m| m["messageId"].as_i64())
+        .expect("a seeded message that accepts replies");
+    tokio::time::timeout(WAIT, c.goto(&format!("{inbox}/messages/{replyable}")))
+        .await
+        .expect("page in time")
+        .expect("message page");
+    find(c, "#reply-form").await;
+    audit(c, "reply form").await;
+    screenshot(c, shots, "7-reply-form").await;
+
+    let size: u64 = 100 * 1024 * 1024;
+    let file = work.join("selvitys.pdf");
+    {
+        use std::io::Write as _;
+        let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("file"));
+        for _ in 0..size / (1024 * 1024) {
+            out.write_all(&chunk).expect("write");
+        }
+    }
+    let text = "Hei, pyytämänne selvitys on liitteenä.";
+    find(c, "#reply-body")
+        .await
+        .send_keys(text)
+        .await
+        .expect("type the reply");
+    find(c, "#reply-file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("choose the file");
+    let pid = h.gateway_pid();
+    let (_, peak_before) = common::rss_kib(pid);
+    let started = Instant::now();
+    click(c, "#reply-form button").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let thread = loop {
+        if let Ok(el) = c.find(Locator::Css("#thread")).await {
+            break el.text().await.expect("thread text");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reply never showed in the thread"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let elapsed = started.elapsed();
+    let (_, peak_after) = common::rss_kib(pid);
+    let growth = peak_after.saturating_sub(peak_before);
+    eprintln!(
+        "browser reply with a 100 MiB file: {:.1} s from the click to the thread; gateway peak RSS {peak_before} KiB -> {peak_after} KiB (+{growth} KiB)",
+        elapsed.as_secs_f64()
+    );
+    assert!(growth < 16 * 1024, "gateway peak RSS grew by {growth} KiB");
+    assert!(thread.contains(text), "{thread}");
+    assert!(thread.contains("selvitys.pdf"), "{thread}");
+    std::fs::remove_file(&file).expect("remove the file");
+    let recorded = common::list_of(
+        h.sandbox_admin("GET", "/admin/replies", None).await.json(),
+        "replies",
+    );
+    assert_eq!(recorded.len(), 1, "exactly one reply at DVV");
+    assert_eq!(recorded[0]["files"][0]["size"], size);
+    assert_eq!(recorded[0]["files"][0]["mediaType"], "application/pdf");
+    audit(c, "thread").await;
+    screenshot(c, shots, "8-thread").await;
+
+    // The sender answers (the sandbox does, two seconds later): the answer shows in the thread
+    // and opens as a message that says what it answers.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tokio::time::timeout(WAIT, c.goto(&format!("{inbox}/messages/{replyable}")))
+            .await
+            .expect("page in time")
+            .expect("message page");
+        if !c
+            .find_all(Locator::Css("#thread .answer a"))
+            .await
+            .expect("find")
+            .is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer arrived in the thread");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    click(c, "#thread .answer a").await;
+    find(c, "#answer-note").await;
+    audit(c, "answer").await;
+    screenshot(c, shots, "9-answer").await;
+    click(c, r#"main a[href="/inbox"]"#).await;
+    find(c, "#messages").await;
 }

@@ -30,4 +30,8 @@ pub struct App {
     pub started_at: Timestamp,
     /// Recording mode: the canary source, when every title, body and attachment carries one.
     pub canaries: Option<crate::canary::Canaries>,
+    /// What one citizen's reply may hold.
+    pub reply_limits: crate::replies::ReplyLimits,
+    /// When set, the authority answers each reply this long after it arrived.
+    pub answer_replies_after: Option<std::time::Duration>,
 }

@@ -33,6 +33,13 @@ pub enum Command {
         /// attachment (prefix in DATA_DIR/canaries.json).
         #[arg(long)]
         canaries: bool,
+        /// Largest file of a citizen's reply, in bytes (default: 10 MiB, the Suomi.fi Messages
+        /// figure).
+        #[arg(long)]
+        reply_max_file_bytes: Option<u64>,
+        /// Largest total of a reply's files, in bytes (default: 100 MiB).
+        #[arg(long)]
+        reply_max_total_bytes: Option<u64>,
     },
     /// Print a citizen assertion (JWT) signed by the sandbox operator's identity key.
     Token {
@@ -68,14 +75,23 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             seed,
             token_ttl,
             canaries,
-        } => serve(SandboxOptions {
-            data_dir,
-            dvv_listen,
-            admin_listen,
-            token_ttl: Duration::from_secs(token_ttl),
-            seed,
-            canaries,
-        }),
+            reply_max_file_bytes,
+            reply_max_total_bytes,
+        } => {
+            let mut opts = SandboxOptions::new(data_dir);
+            opts.dvv_listen = dvv_listen;
+            opts.admin_listen = admin_listen;
+            opts.token_ttl = Duration::from_secs(token_ttl);
+            opts.seed = seed;
+            opts.canaries = canaries;
+            if let Some(bytes) = reply_max_file_bytes {
+                opts.reply_limits.max_file_bytes = bytes;
+            }
+            if let Some(bytes) = reply_max_total_bytes {
+                opts.reply_limits.max_total_bytes = bytes;
+            }
+            serve(opts)
+        }
     }
 }
 

@@ -10,12 +10,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use ikkuna_hetu::IdentityCode;
 
-use crate::journal::{Journal, NewAttachment, NewMessage, Record};
+use crate::journal::{Journal, NewAttachment, NewMessage, NewReply, Record, ReplyFile};
 use crate::keys::StateKey;
-use crate::model::{BodyFormat, ConsentState, MessageServiceType};
+use crate::model::{BodyFormat, ConsentState, MessageServiceType, ReplyAllowedBy};
 use crate::notifications::Notifications;
 use crate::seed::Seed;
-use crate::store::{Applied, Attachment, Consent, FeedEvent, Message, Opening, Store, StoreCounts};
+use crate::store::{
+    Applied, Attachment, Consent, FeedEvent, Message, Opening, Reply, Store, StoreCounts,
+};
 use crate::time::{self, Timestamp};
 
 /// Events older than this are no longer served.
@@ -57,6 +59,15 @@ pub enum DomainError {
     /// A continuation position beyond the feed.
     #[error("continuation position out of range")]
     BadPosition,
+    /// The message's sender accepts no reply.
+    #[error("replies not allowed")]
+    RepliesNotAllowed,
+    /// The idempotency key was used before by this provider for this consent: the original.
+    #[error("reply already received")]
+    ReplyRepeated(Box<Reply>),
+    /// No such reply.
+    #[error("reply not found")]
+    ReplyNotFound,
     /// The journal could not be written.
     #[error("journal write failed: {0}")]
     Storage(#[from] std::io::Error),
@@ -84,6 +95,19 @@ pub struct MessageInput {
     pub attachments: Vec<(String, String, u64)>,
     /// The sender's notification settings.
     pub notifications: Notifications,
+    /// Who may reply.
+    pub reply_allowed_by: ReplyAllowedBy,
+    /// The citizen's reply this message answers, for an authority's answer.
+    pub in_reply_to: Option<i64>,
+}
+
+/// What a provider learns before uploading a reply.
+#[derive(Clone, Debug)]
+pub struct ReplyStanding {
+    /// Who may reply to the message.
+    pub reply_allowed_by: ReplyAllowedBy,
+    /// The reply already received under the same idempotency key, if any.
+    pub previous: Option<Reply>,
 }
 
 /// A citizen as listed in `sandbox.json`.
@@ -241,6 +265,8 @@ impl Domain {
                     })
                     .collect(),
                 notifications: input.notifications,
+                reply_allowed_by: input.reply_allowed_by,
+                in_reply_to_message_id: input.in_reply_to,
             },
             at: time::now(),
         };
@@ -382,6 +408,128 @@ impl Domain {
             Applied::Receipt(at) => Ok(at),
             _ => Err(inconsistent()),
         }
+    }
+
+    /// Whether the consent's citizen may reply to the message, and the reply already received
+    /// under `key` (scoped to this provider and consent), if any. Content is not released.
+    pub fn reply_standing(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+        key: Option<&str>,
+    ) -> Result<ReplyStanding, DomainError> {
+        let core = self.lock();
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        let message = own_message(&core.store, citizen, message_id)?;
+        Ok(ReplyStanding {
+            reply_allowed_by: message.reply_allowed_by,
+            previous: key
+                .and_then(|k| core.store.reply_by_key(provider, consent_id, k))
+                .cloned(),
+        })
+    }
+
+    /// Checks that a reply to the message may be received now (before its upload is read).
+    pub fn may_reply(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+        key: &str,
+    ) -> Result<(), DomainError> {
+        let core = self.lock();
+        let citizen = active_consent(&core.store, provider, consent_id)?;
+        let message = own_message(&core.store, citizen, message_id)?;
+        if let Some(previous) = core.store.reply_by_key(provider, consent_id, key) {
+            return Err(DomainError::ReplyRepeated(Box::new(previous.clone())));
+        }
+        if withheld(message) {
+            return Err(DomainError::ReceiptRequired);
+        }
+        if message.reply_allowed_by != ReplyAllowedBy::Anyone {
+            return Err(DomainError::RepliesNotAllowed);
+        }
+        Ok(())
+    }
+
+    /// Records a reply whose upload arrived complete. The idempotency key is checked again under
+    /// the lock, so of two racing uploads with one key exactly one is recorded.
+    pub fn record_reply(
+        &self,
+        provider: &str,
+        consent_id: &str,
+        message_id: i64,
+        key: &str,
+        body: String,
+        files: Vec<ReplyFile>,
+    ) -> Result<Reply, DomainError> {
+        self.may_reply(provider, consent_id, message_id, key)?;
+        let mut core = self.lock();
+        if let Some(previous) = core.store.reply_by_key(provider, consent_id, key) {
+            return Err(DomainError::ReplyRepeated(Box::new(previous.clone())));
+        }
+        let (id, _) = core.store.next_ids(0);
+        let record = Record::ReplyReceived {
+            provider: provider.to_owned(),
+            consent_id: consent_id.to_owned(),
+            idempotency_key: key.to_owned(),
+            reply: NewReply {
+                id,
+                message_id,
+                body,
+                files,
+            },
+            at: time::now(),
+        };
+        match commit(&mut core, &record)? {
+            Applied::Reply(reply) => Ok(reply),
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// The authority answers a citizen's reply: a new message to the citizen, in the thread,
+    /// with `inReplyToMessageId` naming the reply.
+    pub fn answer_reply(&self, reply_id: i64, text: Option<String>) -> Result<i64, DomainError> {
+        let (citizen, sender_name, title, notifications) = {
+            let core = self.lock();
+            let reply = core
+                .store
+                .reply(reply_id)
+                .ok_or(DomainError::ReplyNotFound)?;
+            let message = core
+                .store
+                .message(reply.message_id)
+                .ok_or(DomainError::ReplyNotFound)?;
+            (
+                message.citizen.clone(),
+                message.sender_name.clone(),
+                message.title.clone(),
+                // The answer keeps the sender's notification settings (a hidden sender stays hidden).
+                message.notifications.clone(),
+            )
+        };
+        let citizen = IdentityCode::parse(&citizen).map_err(|_| inconsistent())?;
+        let (id, _) = self.create_message(MessageInput {
+            citizen,
+            sender_name,
+            title: format!("Re: {title}"),
+            body: text.unwrap_or_else(|| {
+                "Kiitos vastauksestasi. Olemme vastaanottaneet sen liitteineen.".to_owned()
+            }),
+            body_format: BodyFormat::Text,
+            service_type: MessageServiceType::Normal,
+            attachments: Vec::new(),
+            reply_allowed_by: ReplyAllowedBy::Anyone,
+            in_reply_to: Some(reply_id),
+            notifications,
+        })?;
+        Ok(id)
+    }
+
+    /// Every reply received, in id order.
+    pub fn replies(&self) -> Vec<Reply> {
+        self.lock().store.replies().into_iter().cloned().collect()
     }
 
     /// Up to `max` events of the provider's feed from `position`, within retention.

@@ -33,6 +33,9 @@ pub struct FaultPlan {
     /// Share of affected requests carried out in full (an opening recorded, a receipt
     /// confirmed) whose connection is then closed before the answer is sent.
     pub lose_answer_rate: f64,
+    /// Share of affected requests whose upload is broken off part-way: the first 256 KiB of
+    /// the body are read, then the connection is closed without an answer (nothing recorded).
+    pub cut_upload_rate: f64,
     /// While the plan lasts, `Consent revoked` events are left out of the events feed for good
     /// (as if DVV never published them), so a gateway must find revocations another way.
     pub withhold_revocations: bool,
@@ -80,6 +83,7 @@ impl FaultPlan {
             drop_rate,
             stall_rate,
             lose_answer_rate,
+            cut_upload_rate: 0.0,
             withhold_revocations: false,
             paths,
             methods: Vec::new(),
@@ -112,6 +116,8 @@ pub enum FaultAction {
     Stall,
     /// Carry the request out, then close the connection without the answer.
     LoseAnswer,
+    /// Read part of the request body, then close the connection.
+    CutUpload,
 }
 
 impl FaultAction {
@@ -123,6 +129,7 @@ impl FaultAction {
             FaultAction::Drop => Some("drop"),
             FaultAction::Stall => Some("stall"),
             FaultAction::LoseAnswer => Some("lose-answer"),
+            FaultAction::CutUpload => Some("cut-upload"),
         }
     }
 }
@@ -185,6 +192,14 @@ impl Faults {
         } else if roll < plan.drop_rate + plan.error_rate + plan.stall_rate + plan.lose_answer_rate
         {
             FaultAction::LoseAnswer
+        } else if roll
+            < plan.drop_rate
+                + plan.error_rate
+                + plan.stall_rate
+                + plan.lose_answer_rate
+                + plan.cut_upload_rate
+        {
+            FaultAction::CutUpload
         } else {
             FaultAction::Serve
         };

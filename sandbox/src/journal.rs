@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BodyFormat, MessageServiceType};
+use crate::model::{BodyFormat, MessageServiceType, ReplyAllowedBy};
 use crate::notifications::Notifications;
 use crate::time::{self, Timestamp};
 
@@ -77,6 +77,49 @@ pub enum Record {
         #[serde(with = "time::as_string")]
         at: Timestamp,
     },
+    /// A citizen's reply to a message arrived complete through a provider.
+    ReplyReceived {
+        /// Provider that relayed it.
+        provider: String,
+        /// The consent it came through (scopes the idempotency key).
+        consent_id: String,
+        /// The provider's idempotency key.
+        idempotency_key: String,
+        /// The reply.
+        reply: NewReply,
+        /// When it arrived.
+        #[serde(with = "time::as_string")]
+        at: Timestamp,
+    },
+}
+
+/// A citizen's reply as journaled: its text and, of each file, only what describes it (the
+/// sandbox, like DVV's stand-in for storage, keeps no file bytes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewReply {
+    /// The reply's id (from the message id sequence).
+    pub id: i64,
+    /// The message replied to.
+    pub message_id: i64,
+    /// The text.
+    pub body: String,
+    /// The files.
+    pub files: Vec<ReplyFile>,
+}
+
+/// One file of a reply.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyFile {
+    /// File name as uploaded.
+    pub name: String,
+    /// Media type as uploaded.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
 }
 
 /// A message as journaled, ids included.
@@ -102,6 +145,12 @@ pub struct NewMessage {
     /// The sender's notification settings (journals written before they existed: the defaults).
     #[serde(default)]
     pub notifications: Notifications,
+    /// Who may reply (older journals: no one).
+    #[serde(default)]
+    pub reply_allowed_by: ReplyAllowedBy,
+    /// The citizen's reply this message answers, if it is an answer.
+    #[serde(default)]
+    pub in_reply_to_message_id: Option<i64>,
 }
 
 /// An attachment as journaled.

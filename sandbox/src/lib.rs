@@ -35,6 +35,7 @@ mod notifications;
 mod pki;
 mod ports;
 mod range;
+pub mod replies;
 mod seed;
 mod store;
 mod time;
@@ -63,6 +64,8 @@ use crate::model::ConsentState;
 
 /// Bearer token lifetime unless configured.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// How long after a citizen's reply the sandbox's authority answers it, by default.
+pub const DEFAULT_ANSWER_DELAY: Duration = Duration::from_secs(2);
 /// Concurrent connections the DVV listener accepts.
 const MAX_DVV_CONNECTIONS: usize = 4096;
 /// Concurrent connections the admin listener accepts.
@@ -85,6 +88,12 @@ pub struct SandboxOptions {
     /// Recording mode for auditors: unique canary strings in every title, body and attachment
     /// (the prefix is in `DIR/canaries.json`; see [`canary`]).
     pub canaries: bool,
+    /// What one citizen's reply may hold (default: the Suomi.fi Messages figures; see
+    /// [`replies`]).
+    pub reply_limits: replies::ReplyLimits,
+    /// The authority answers each citizen's reply this long after it arrived (a new message in
+    /// the thread); `None`: only when asked through the admin API.
+    pub answer_replies_after: Option<Duration>,
 }
 
 impl SandboxOptions {
@@ -97,6 +106,8 @@ impl SandboxOptions {
             token_ttl: DEFAULT_TOKEN_TTL,
             seed: None,
             canaries: false,
+            reply_limits: replies::ReplyLimits::default(),
+            answer_replies_after: Some(DEFAULT_ANSWER_DELAY),
         }
     }
 }
@@ -283,6 +294,8 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<RunningSandbox> {
         admin_url: admin_url.clone(),
         started_at: time::now(),
         canaries,
+        reply_limits: opts.reply_limits,
+        answer_replies_after: opts.answer_replies_after,
     });
 
     let info = write_outputs(

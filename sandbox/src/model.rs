@@ -49,6 +49,20 @@ pub enum EventType {
     /// The citizen revoked this provider's consent.
     #[serde(rename = "Consent revoked")]
     ConsentRevoked,
+    /// The citizen replied to a message (through any window).
+    #[serde(rename = "Electronic message from end user")]
+    MessageFromEndUser,
+}
+
+/// Who may reply to a message, as its sender set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ReplyAllowedBy {
+    /// The recipient may reply.
+    Anyone,
+    /// No reply is accepted.
+    #[default]
+    #[serde(rename = "No one")]
+    NoOne,
 }
 
 /// Whether `s` is a usable provider id: 1–64 of `[a-z0-9-]`, so it is safe in paths and URLs.

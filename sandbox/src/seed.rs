@@ -10,7 +10,9 @@ use std::path::Path;
 use ikkuna_hetu::IdentityCode;
 use serde::Deserialize;
 
-use crate::model::{is_valid_provider_id, BodyFormat, ConsentState, MessageServiceType};
+use crate::model::{
+    is_valid_provider_id, BodyFormat, ConsentState, MessageServiceType, ReplyAllowedBy,
+};
 use crate::notifications::Notifications;
 use crate::time::{self, Timestamp};
 
@@ -89,6 +91,8 @@ pub struct SeedMessage {
     pub attachments: Vec<SeedAttachment>,
     /// The sender's notification settings.
     pub notifications: Notifications,
+    /// Who may reply (default: no one).
+    pub reply_allowed_by: ReplyAllowedBy,
 }
 
 /// An attachment's metadata.
@@ -160,6 +164,9 @@ struct RawMessage {
     count: Option<u32>,
     /// Minutes between the expanded messages' `createdAt`, counting back from `createdAt`.
     interval_minutes: Option<u32>,
+    /// Who may reply: `Anyone` or `No one` (the default).
+    #[serde(default)]
+    reply_allowed_by: ReplyAllowedBy,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +376,7 @@ fn expand_message(
             receipt_confirmed_at,
             attachments: attachments.clone(),
             notifications: m.notifications.clone(),
+            reply_allowed_by: m.reply_allowed_by,
         });
     }
 }

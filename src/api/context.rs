@@ -32,6 +32,8 @@ pub struct Facts {
     pub dvv_trace_id: Option<String>,
     /// The label of the error that answered, when the answer is a refusal or a failure.
     pub error: Option<&'static str>,
+    /// For a reply: its id at DVV and what was relayed of each part (sizes, SHA-256).
+    pub reply: Option<crate::audit::ReplyEvidence>,
 }
 
 /// A handle on the request's [`Facts`], cheap to clone into each step.
@@ -94,6 +96,11 @@ impl Ctx {
         if let Some(trace) = trace_id {
             self.facts().dvv_trace_id = Some(trace.to_owned());
         }
+    }
+
+    /// Notes what a reply's relay saw (and its id at DVV, once known).
+    pub fn reply(&self, evidence: crate::audit::ReplyEvidence) {
+        self.facts().reply = Some(evidence);
     }
 
     /// Notes that `error` answers this request and hands it back, so every refusal is written

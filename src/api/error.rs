@@ -416,3 +416,113 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Refusals of a citizen's reply (`POST /v1/messages/{id}/replies`).
+impl ApiError {
+    /// The message's sender accepts no reply: refused before the upload is read.
+    pub fn replies_not_allowed(trace_id: Option<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "Replies not allowed: the sender of this message does not accept a reply",
+            "replies_not_allowed",
+        );
+        e.details.trace_id = trace_id;
+        e
+    }
+
+    /// The declared `Content-Length` is beyond what DVV's limits allow: refused unread.
+    pub fn reply_declared_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The reply is larger than DVV accepts (text, file size, file count or total size)",
+            "reply_too_large",
+        )
+    }
+
+    /// The reply lacks its `Idempotency-Key`, or it is malformed.
+    pub fn reply_key_required() -> Self {
+        Self::bad_request(
+            "An Idempotency-Key header of 1 to 64 characters of A-Z, a-z, 0-9 and - is required",
+        )
+    }
+
+    /// The reply is not `multipart/form-data` with a boundary.
+    pub fn reply_not_multipart() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "A reply is multipart/form-data: a body part, then file parts",
+            "reply_not_multipart",
+        )
+    }
+
+    /// DVV's receipt does not describe the bytes the gateway relayed.
+    pub fn reply_receipt_mismatch(trace_id: Option<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_GATEWAY,
+            "DVV's receipt does not match the files relayed",
+            "reply_receipt_mismatch",
+        );
+        e.details.trace_id = trace_id;
+        e
+    }
+}
+
+impl From<crate::replies::RelayError> for ApiError {
+    fn from(e: crate::replies::RelayError) -> Self {
+        use crate::dvv::upload::SendError;
+        use crate::replies::RelayError as R;
+        let (status, reason, kind) = match e {
+            R::TooLarge("text") => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The reply's text is longer than DVV accepts; nothing was sent",
+                "reply_too_large",
+            ),
+            R::TooLarge("file count") => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The reply has more files than DVV accepts; nothing was sent",
+                "reply_too_large",
+            ),
+            R::TooLarge("total size") => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The reply's files together are larger than DVV accepts; nothing was sent",
+                "reply_too_large",
+            ),
+            R::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "A file of the reply is larger than DVV accepts; nothing was sent",
+                "reply_too_large",
+            ),
+            R::TypeNotAccepted => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "A file of the reply is of a type DVV does not accept; nothing was sent",
+                "reply_type_not_accepted",
+            ),
+            R::Malformed(_) => (
+                StatusCode::BAD_REQUEST,
+                "The reply is not one body part (UTF-8 text) followed by file parts with plain file names",
+                "reply_malformed",
+            ),
+            R::ClientGone => (
+                StatusCode::BAD_REQUEST,
+                "The upload broke off before its end; nothing was sent",
+                "reply_upload_incomplete",
+            ),
+            R::ClientStalled => (
+                StatusCode::REQUEST_TIMEOUT,
+                "The upload stalled; nothing was sent",
+                "reply_upload_stalled",
+            ),
+            R::Upstream(SendError::Stalled) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "DVV stopped taking the upload; nothing was recorded",
+                "dvv_stalled",
+            ),
+            R::Upstream(SendError::Closed) => (
+                StatusCode::BAD_GATEWAY,
+                "The connection to DVV broke during the upload; nothing was recorded",
+                "dvv_unavailable",
+            ),
+        };
+        Self::new(status, reason, kind)
+    }
+}

@@ -251,6 +251,7 @@ fn bounded_stream(
                 }),
                 trace_id: facts.dvv_trace_id,
                 citizen: facts.citizen.as_deref().map(str::to_owned),
+                reply: None,
             };
             tokio::spawn(async move {
                 if let Err(error) = window.audit.record(record).await {
@@ -279,7 +280,11 @@ pub async fn fallback(ctx: Ctx) -> ApiError {
 
 /// DVV saying "forbidden" on a message call means the consent ended under us: the cached
 /// "active" answer is dropped at once rather than waiting for its expiry.
-fn forget_if_revoked(window: &Window, consent_id: &str, e: crate::dvv::DvvError) -> ApiError {
+pub(super) fn forget_if_revoked(
+    window: &Window,
+    consent_id: &str,
+    e: crate::dvv::DvvError,
+) -> ApiError {
     if e.is_consent_revoked() {
         window.consents.revoke(consent_id);
         return ApiError::no_consent(true, &window.consent_service_url);
@@ -316,7 +321,7 @@ fn json_bytes_no_store(ctx: &Ctx, body: bytes::Bytes, trace_id: Option<&str>) ->
 }
 
 /// A JSON answer, never cached, with DVV's trace id (noted in the request's context too).
-fn json_no_store<T: Serialize>(
+pub(super) fn json_no_store<T: Serialize>(
     ctx: &Ctx,
     status: StatusCode,
     value: &T,

@@ -196,6 +196,7 @@ pub(super) async fn audit(
         reason: facts.error,
         trace_id: facts.dvv_trace_id,
         citizen: facts.citizen.as_deref().map(str::to_owned),
+        reply: facts.reply,
     };
     match window.audit.record(access).await {
         Ok(()) => response,
@@ -275,6 +276,86 @@ fn decode_ids(route: Route, params: &HashMap<String, String>) -> Option<(i64, Op
     match route.ids() {
         PathIds::MessageAndAttachment => Some((message, Some(id("attachment_id")?))),
         _ => Some((message, None)),
+    }
+}
+
+/// 5b. (POST routes) A request body that nothing reads to its end is, once dropped, read on and
+///     discarded up to [`DISCARD_BYTES`] within [`DISCARD_TIME`]: a client that sent a small body
+///     eagerly then reads its refusal (given unread: no consent, a reply not allowed, a bad id)
+///     on a cleanly ended request instead of a reset connection. A larger body is cut off.
+pub(super) async fn discard_unread(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = Body::new(DiscardOnDrop {
+        body: Some(body),
+        ended: false,
+    });
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// At most this much of an unread body is discarded.
+const DISCARD_BYTES: usize = 256 * 1024;
+/// Within this time.
+const DISCARD_TIME: Duration = Duration::from_secs(5);
+
+/// A request body that, dropped before its end, hands what remains to a bounded discarding task.
+struct DiscardOnDrop {
+    body: Option<Body>,
+    ended: bool,
+}
+
+impl http_body::Body for DiscardOnDrop {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(http_body::SizeHint::default, |b| b.size_hint())
+    }
+}
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        let Some(body) = self.body.take() else {
+            return;
+        };
+        if self.ended || http_body::Body::is_end_stream(&body) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                use futures_util::StreamExt as _;
+                let mut stream = body.into_data_stream();
+                let _ = tokio::time::timeout(DISCARD_TIME, async {
+                    let mut read = 0usize;
+                    while let Some(Ok(chunk)) = stream.next().await {
+                        read += chunk.len();
+                        if read > DISCARD_BYTES {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
+        }
     }
 }
 

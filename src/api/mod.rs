@@ -12,6 +12,7 @@ mod layers;
 mod opened;
 mod paging;
 pub mod pipeline;
+mod replies;
 pub mod routes;
 pub mod state;
 

@@ -8,8 +8,10 @@
 //!   4. client_limit    over the operator client's rate: 429 before any signature is checked
 //!      ── per route of routes.rs, with its audit action (any other path: 404 after step 4) ──
 //!   5. audit           the access's record is written before its answer leaves (steps 6-9 too)
+//!      (POST routes: a body a refusal left unread is discarded, at most 256 KiB in 5 s)
 //!   6. request_shape   the route's one method, one Authorization, known query, ids decoded once
 //!   7. deadline        the answer (a stream's start) within server.request_timeout_ms, else 504
+//!                      (a reply's upload: every DVV call has its deadline, every chunk its idle one)
 //!   8. extractors      VerifiedCitizen → citizen limit + DVV budget → Consented → Admitted
 //!   9. handler         DVV call → opening recorded → stream out (Cache-Control: no-store)
 //! ```
@@ -53,13 +55,21 @@ pub fn router(window: SharedWindow, settings: PipelineSettings) -> Router {
         let steps = ServiceBuilder::new()
             // 5. Audit: every access through this route, and every refusal below, is recorded.
             .layer(from_fn_with_state((window.clone(), route), layers::audit))
+            // 5b. POST routes: a body left unread by a refusal is discarded (bounded), so the
+            //     client reads the refusal rather than a reset connection.
+            .option_layer(
+                (route.method() == axum::http::Method::POST)
+                    .then(|| from_fn(layers::discard_unread)),
+            )
             // 6. Request shape: method, Authorization, query and path ids, decided once.
             .layer(from_fn_with_state(route, layers::request_shape))
-            // 7. Deadline: no request holds a slot longer than the configured bound.
-            .layer(from_fn_with_state(
-                settings.request_timeout,
-                layers::deadline,
-            ));
+            // 7. Deadline: no request holds a slot longer than the configured bound (an upload
+            //    is bounded chunk by chunk instead: Route::has_deadline).
+            .option_layer(
+                route
+                    .has_deadline()
+                    .then(|| from_fn_with_state(settings.request_timeout, layers::deadline)),
+            );
         // 8-9. The handler and its extractors (handlers.rs, extract.rs).
         router = router.route(route.path(), route.handler().layer(steps));
     }

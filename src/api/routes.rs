@@ -25,6 +25,8 @@ pub enum Route {
     Receipt,
     /// `GET /v1/messages/{message_id}/attachments/{attachment_id}`: a streamed attachment.
     Attachment,
+    /// `POST /v1/messages/{message_id}/replies`: the citizen's reply, streamed to DVV.
+    Reply,
 }
 
 /// Which ids a route's path carries.
@@ -40,12 +42,13 @@ pub enum PathIds {
 
 impl Route {
     /// Every route the router serves, in the order of the README.
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 6] = [
         Route::Consent,
         Route::Inbox,
         Route::Message,
         Route::Receipt,
         Route::Attachment,
+        Route::Reply,
     ];
 
     /// The path template (axum syntax; also the `route` metric label).
@@ -56,13 +59,14 @@ impl Route {
             Self::Message => "/v1/messages/{message_id}",
             Self::Receipt => "/v1/messages/{message_id}/receipt",
             Self::Attachment => "/v1/messages/{message_id}/attachments/{attachment_id}",
+            Self::Reply => "/v1/messages/{message_id}/replies",
         }
     }
 
     /// The one method the route serves (also the `Allow` of its 405 answers).
     pub fn method(self) -> Method {
         match self {
-            Self::Receipt => Method::POST,
+            Self::Receipt | Self::Reply => Method::POST,
             _ => Method::GET,
         }
     }
@@ -75,6 +79,7 @@ impl Route {
             Self::Message => Action::MessageRead,
             Self::Receipt => Action::ReceiptConfirmation,
             Self::Attachment => Action::Attachment,
+            Self::Reply => Action::Reply,
         }
     }
 
@@ -90,7 +95,7 @@ impl Route {
     pub const fn ids(self) -> PathIds {
         match self {
             Self::Consent | Self::Inbox => PathIds::None,
-            Self::Message | Self::Receipt => PathIds::Message,
+            Self::Message | Self::Receipt | Self::Reply => PathIds::Message,
             Self::Attachment => PathIds::MessageAndAttachment,
         }
     }
@@ -103,6 +108,14 @@ impl Route {
             Self::Message => get(handlers::get_message),
             Self::Receipt => post(handlers::confirm_receipt),
             Self::Attachment => get(handlers::get_attachment),
+            Self::Reply => post(super::replies::post_reply),
         }
+    }
+
+    /// Whether step 7 (`server.request_timeout_ms`) bounds the whole request. An upload's length
+    /// is the client's, so a reply is bounded instead by a deadline on every DVV call and an idle
+    /// timeout on every chunk in either direction (see `replies.rs`).
+    pub const fn has_deadline(self) -> bool {
+        !matches!(self, Self::Reply)
     }
 }

@@ -34,6 +34,18 @@ pub struct Window {
     /// How long an attachment stream may wait on its client, and how often it re-confirms the
     /// consent it runs under (see [`crate::outflow`]).
     pub streams: StreamLimits,
+    /// The bounds of a reply's upload to DVV.
+    pub replies: ReplyTimeouts,
+}
+
+/// The bounds of a reply's upload: it reads the operator's chunks under the write-idle bound
+/// of [`StreamLimits`] and writes them to DVV under these.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTimeouts {
+    /// `dvv.body_idle_timeout_ms`: DVV must take each chunk within it.
+    pub upload_idle: std::time::Duration,
+    /// `dvv.call_timeout_ms`: DVV must answer within it once the upload has ended.
+    pub answer_timeout: std::time::Duration,
 }
 
 /// The bounds of every content stream, from `[server]` and `[consent]`.

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use ikkuna_hetu::IdentityCode;
 
 pub use pseudonym::Pseudonymizer;
-pub use record::{Access, Action, Line, Outcome};
+pub use record::{Access, Action, Line, Outcome, PartEvidence, ReplyEvidence};
 pub use writer::{AuditError, WriterSettings};
 
 /// The configured audit trail, or a disabled one that records nothing.

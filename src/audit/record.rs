@@ -19,6 +19,31 @@ pub enum Action {
     Attachment,
     /// `POST /v1/messages/{id}/receipt`.
     ReceiptConfirmation,
+    /// `POST /v1/messages/{id}/replies`.
+    Reply,
+}
+
+/// What the trail keeps of a citizen's reply: its id at DVV and, of each part, its kind, size
+/// and SHA-256. Never the text, a file's bytes or a file's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplyEvidence {
+    /// The reply's id at DVV, once DVV answered with one.
+    pub reply_id: Option<i64>,
+    /// The parts relayed so far, in order.
+    pub parts: Vec<PartEvidence>,
+}
+
+/// One part of a reply, described.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartEvidence {
+    /// `text` or `file`.
+    pub kind: String,
+    /// Bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
 }
 
 /// How an access ended.
@@ -69,6 +94,8 @@ pub struct Access {
     pub trace_id: Option<String>,
     /// The citizen's keyed pseudonym, when the assertion verified.
     pub citizen: Option<String>,
+    /// For a reply: its id and what was relayed of each part.
+    pub reply: Option<ReplyEvidence>,
 }
 
 /// A chained line as written: the access plus its sequence number and the previous line's hash.
@@ -100,6 +127,9 @@ pub struct Line {
     pub trace_id: Option<String>,
     /// Keyed pseudonym of the citizen.
     pub citizen: Option<String>,
+    /// For a reply: its id and each part's size and SHA-256 (absent on other lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyEvidence>,
     /// Hex SHA-256 of the previous line (64 zeros for the first line of the chain).
     pub prev: String,
 }
@@ -120,6 +150,7 @@ impl Line {
             reason: access.reason.map(str::to_owned),
             trace_id: access.trace_id,
             citizen: access.citizen,
+            reply: access.reply,
             prev: prev.to_owned(),
         }
     }

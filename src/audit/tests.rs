@@ -21,6 +21,7 @@ fn access(n: i64) -> Access {
         reason: None,
         trace_id: Some(format!("trace-{n}")),
         citizen: Some("ab".repeat(32)),
+        reply: None,
     }
 }
 

@@ -28,12 +28,13 @@ use super::assertion::AssertionSigner;
 use super::body::IdleTimeout;
 use super::contract::{
     ConsentLookup, ConsentRecord, EventPage, MessageDetail, MessagePage, OpeningAnswer,
-    OpeningReport, ReceiptAnswer, TokenResponse,
+    OpeningReport, ReceiptAnswer, ReplyPolicy, ReplyReceipt, TokenResponse,
 };
 use super::error::{DvvError, DvvSetupError};
 use super::retry::{jitter, RetryPolicy};
 use super::token::{AccessToken, FreshToken, TokenCache, TokenFuture, TokenSource};
 use super::transport::{self, error_from, read_json, trace_id, HttpClient, Lane};
+use super::upload::UploadBody;
 use crate::config::DvvConfig;
 
 /// A value from DVV with the `traceId` of the response that carried it.
@@ -81,6 +82,9 @@ const ATTACHMENT_HEADERS: [http::HeaderName; 5] = [
 
 const USER_AGENT_VALUE: &str = concat!("ikkuna/", env!("CARGO_PKG_VERSION"));
 
+/// The header carrying a reply's idempotency key.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// The client of DVV's viewing-connection API. Cheap to clone: clones share the connection pool
 /// and the access token.
 #[derive(Clone, Debug)]
@@ -96,6 +100,12 @@ struct Inner {
     background: HttpClient,
     /// Attachment bodies, one HTTP/1.1 connection each.
     bulk: HttpClient,
+    /// Reply uploads: like `bulk` (HTTP/1.1, one connection each, the same slots), with a
+    /// streamed request body.
+    upload: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        UploadBody,
+    >,
     /// One permit per attachment stream in flight (`dvv.max_attachment_streams`).
     bulk_slots: Arc<tokio::sync::Semaphore>,
     base: Url,
@@ -136,6 +146,7 @@ impl DvvClient {
                 interactive: transport::http_client(cfg, Lane::Interactive)?,
                 background,
                 bulk: transport::http_client(cfg, Lane::Bulk)?,
+                upload: transport::client_with_body(cfg, Lane::Bulk)?,
                 bulk_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_attachment_streams)),
                 base: cfg.base_url.clone(),
                 tokens: TokenCache::new(Box::new(source), cfg.token_renew_before),
@@ -349,6 +360,125 @@ impl DvvClient {
             value.repeated = repeated;
             value
         }))
+    }
+
+    /// Whether the citizen may reply to the message, DVV's limits, and the reply already
+    /// received under `idempotency_key`. Releases no content and is not an opening.
+    pub async fn reply_policy(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+        idempotency_key: &str,
+    ) -> Result<Upstream<ReplyPolicy>, DvvError> {
+        let id = message_id.to_string();
+        let url = self.url(&[
+            "v1",
+            "consents",
+            consent_id,
+            "messages",
+            &id,
+            "reply-policy",
+        ])?;
+        let key = HeaderValue::from_str(idempotency_key).map_err(|_| DvvError::BadRequest {
+            status: StatusCode::BAD_REQUEST,
+            reason: "Idempotency-Key is not a header value".to_owned(),
+            trace_id: None,
+        })?;
+        let span = tracing::debug_span!("dvv", op = "reply_policy", consent_id, message_id);
+        self.run("reply_policy", span, |token| {
+            let (url, key) = (url.clone(), key.clone());
+            async move {
+                let request = Request::builder()
+                    .method(Method::GET)
+                    .uri(url.as_str())
+                    .header(AUTHORIZATION, token.bearer()?)
+                    .header(ACCEPT, "application/json")
+                    .header(USER_AGENT, USER_AGENT_VALUE)
+                    .header(IDEMPOTENCY_KEY, key)
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|_| DvvError::InvalidResponse {
+                        what: "cannot build the request".to_owned(),
+                        trace_id: None,
+                    })?;
+                let response = self
+                    .inner
+                    .interactive
+                    .request(request)
+                    .await
+                    .map_err(|error| transport::unavailable(&error))?;
+                match response.status() {
+                    StatusCode::OK => json(response).await,
+                    _ => Err(error_from(response).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Sends a citizen's reply whose `multipart/form-data` body (of `content_type`) is written
+    /// into `body` while this call runs. Not retried: the body is read once. The slot of the
+    /// bulk lane is held for the upload; the answer must come within `dvv.call_timeout_ms` of
+    /// the call's start or, for a long upload, of the body's end (the caller bounds the body
+    /// itself by idle timeouts). 201 and 409 (the key was used: the original receipt, marked
+    /// `repeated`) are both answers.
+    pub async fn send_reply(
+        &self,
+        consent_id: &str,
+        message_id: i64,
+        idempotency_key: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<Upstream<ReplyReceipt>, DvvError> {
+        let started = Instant::now();
+        let id = message_id.to_string();
+        let url = self.url(&["v1", "consents", consent_id, "messages", &id, "replies"])?;
+        let _slot = Arc::clone(&self.inner.bulk_slots)
+            .try_acquire_owned()
+            .map_err(|_| DvvError::StreamsExhausted)?;
+        let token =
+            match tokio::time::timeout(self.inner.call_timeout, self.inner.tokens.get()).await {
+                Ok(token) => token?,
+                Err(_) => return Err(DvvError::Timeout { trace_id: None }),
+            };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(url.as_str())
+            .header(AUTHORIZATION, token.bearer()?)
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(CONTENT_TYPE, content_type)
+            .header(IDEMPOTENCY_KEY, idempotency_key)
+            .body(body)
+            .map_err(|_| DvvError::InvalidResponse {
+                what: "cannot build the request".to_owned(),
+                trace_id: None,
+            })?;
+        let span = tracing::debug_span!("dvv", op = "send_reply", consent_id, message_id);
+        let result = async {
+            let response = self
+                .inner
+                .upload
+                .request(request)
+                .await
+                .map_err(|error| transport::unavailable(&error))?;
+            match response.status() {
+                StatusCode::CREATED | StatusCode::OK => json::<ReplyReceipt>(response).await,
+                StatusCode::CONFLICT => json::<ReplyReceipt>(response).await.map(|u| {
+                    u.map(|mut receipt| {
+                        receipt.repeated = true;
+                        receipt
+                    })
+                }),
+                _ => Err(error_from(response).await),
+            }
+        }
+        .instrument(span)
+        .await;
+        crate::telemetry::metrics::with(|m| {
+            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+            m.observe_dvv("send_reply", outcome, started.elapsed());
+        });
+        result
     }
 
     /// This provider's event feed after `continuation` (from the start of retention without).

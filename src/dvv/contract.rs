@@ -104,6 +104,15 @@ pub struct MessageSummary {
     pub receipt_confirmed_at: Option<Timestamp>,
     /// Number of attachments.
     pub attachment_count: u32,
+    /// Whether the sender accepts a reply (absent: no one).
+    #[serde(default)]
+    pub reply_allowed_by: ReplyAllowedBy,
+    /// For the sender's answer to a citizen's reply: the reply's id.
+    #[serde(default)]
+    pub in_reply_to_message_id: Option<i64>,
+    /// The citizen's replies to this message (the thread), oldest first.
+    #[serde(default)]
+    pub replies: Vec<ReplyReceipt>,
 }
 
 impl fmt::Debug for MessageSummary {
@@ -276,6 +285,9 @@ pub enum EventType {
     /// A citizen revoked this provider's consent.
     #[serde(rename = "Consent revoked")]
     ConsentRevoked,
+    /// The citizen replied to a message (through any window).
+    #[serde(rename = "Electronic message from end user")]
+    MessageFromEndUser,
     /// An event type this gateway does not know yet (skipped, not an error).
     #[serde(other)]
     Unknown,
@@ -300,6 +312,9 @@ pub struct EventMetadata {
     /// `Electronic message created` only: the sender's notification settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<MessageNotifications>,
+    /// For a citizen's reply the message replied to; for a sender's answer the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to_message_id: Option<i64>,
 }
 
 impl fmt::Debug for EventMetadata {
@@ -313,6 +328,7 @@ impl fmt::Debug for EventMetadata {
             )
             .field("message_service_type", &self.message_service_type)
             .field("notifications", &self.notifications)
+            .field("in_reply_to_message_id", &self.in_reply_to_message_id)
             .finish()
     }
 }
@@ -340,6 +356,108 @@ pub struct EventPage {
     pub events: Vec<Event>,
     /// Pass back next time to continue after these events.
     pub continuation_token: String,
+}
+
+/// Whether a message's sender accepts a reply from the citizen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ReplyAllowedBy {
+    /// The citizen may reply.
+    Anyone,
+    /// No reply is accepted (also when DVV does not say).
+    #[default]
+    #[serde(rename = "No one")]
+    NoOne,
+}
+
+/// One file of a citizen's reply, as DVV received it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyFile {
+    /// File name (content: never logged).
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes DVV received.
+    pub sha256: String,
+}
+
+impl fmt::Debug for ReplyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyFile")
+            .field("name", &format_args!("<content>"))
+            .field("media_type", &self.media_type)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A citizen's reply as DVV describes it: the answer to the upload (201, or 409 repeating the
+/// original), and each entry of a message's thread.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyReceipt {
+    /// The reply's id.
+    pub reply_id: i64,
+    /// The message replied to.
+    pub message_id: i64,
+    /// When DVV received it whole.
+    #[serde(serialize_with = "millis")]
+    pub sent_at: Timestamp,
+    /// The text (content), only in a message's detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Characters of the text.
+    pub body_length: u64,
+    /// The files.
+    #[serde(default)]
+    pub attachments: Vec<ReplyFile>,
+    /// True when DVV answered 409: the key was used before and this is the original. Not part
+    /// of the JSON.
+    #[serde(skip)]
+    pub repeated: bool,
+}
+
+impl fmt::Debug for ReplyReceipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyReceipt")
+            .field("reply_id", &self.reply_id)
+            .field("message_id", &self.message_id)
+            .field("sent_at", &self.sent_at)
+            .field("body_length", &self.body_length)
+            .field("attachments", &self.attachments)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one reply may hold, as DVV states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyLimits {
+    /// Characters of the text.
+    pub max_body_chars: u64,
+    /// Bytes of one file.
+    pub max_file_bytes: u64,
+    /// Files on one reply.
+    pub max_files: u64,
+    /// Bytes of all files together.
+    pub max_total_bytes: u64,
+}
+
+/// `GET .../reply-policy`: may the citizen reply, within which limits, and was the key used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyPolicy {
+    /// Whether the sender accepts a reply.
+    pub reply_allowed_by: ReplyAllowedBy,
+    /// The limits.
+    pub limits: ReplyLimits,
+    /// File types a reply may carry.
+    pub accepted_media_types: Vec<String>,
+    /// The reply already received under the key asked about.
+    #[serde(default)]
+    pub previous_reply: Option<ReplyReceipt>,
 }
 
 /// DVV's error body: `{"reason": ..., "validationErrors": [...]}`.

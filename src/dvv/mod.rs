@@ -19,12 +19,14 @@ mod retry;
 mod tls;
 mod token;
 mod transport;
+pub mod upload;
 
 pub use client::{AttachmentBody, AttachmentStream, DvvClient, Upstream};
 pub use contract::{
     AttachmentMeta, BodyFormat, ConsentRecord, ConsentState, Event, EventMetadata, EventPage,
     EventType, MessageDetail, MessagePage, MessageServiceType, MessageSummary, OpeningAnswer,
-    OpeningReport, ReceiptAnswer, Timestamp,
+    OpeningReport, ReceiptAnswer, ReplyAllowedBy, ReplyFile, ReplyLimits, ReplyPolicy,
+    ReplyReceipt, Timestamp,
 };
 pub use contract::{
     CustomisedNotification, Localised, MessageNotifications, ReminderPolicy, SenderDetails,

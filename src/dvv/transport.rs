@@ -65,6 +65,19 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// and pool size from `[dvv]`; HTTP/2 or HTTP/1.1 by ALPN on the JSON lanes, HTTP/1.1 only on
 /// the bulk lane.
 pub(crate) fn http_client(cfg: &DvvConfig, lane: Lane) -> Result<HttpClient, DvvSetupError> {
+    client_with_body(cfg, lane)
+}
+
+/// A client of `lane` whose requests carry bodies of type `B` (uploads stream theirs).
+pub(crate) fn client_with_body<B>(
+    cfg: &DvvConfig,
+    lane: Lane,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, DvvSetupError>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let tls = tls::client_config(cfg)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);

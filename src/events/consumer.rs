@@ -204,6 +204,7 @@ fn apply_to_cache(consents: &ConsentCache, event: &Event) {
         EventType::MessageCreated
         | EventType::MessageRead
         | EventType::ReceiptConfirmed
+        | EventType::MessageFromEndUser
         | EventType::Unknown => {}
     }
 }

@@ -15,6 +15,7 @@ fn webhooks(ids: &[&str]) -> Vec<WebhookEvent> {
             message_id: Some(1),
             notification: None,
             reminder: None,
+            in_reply_to_message_id: None,
         })
         .collect()
 }

@@ -97,6 +97,7 @@ mod tests {
                     customised_new_message_notification: None,
                     unread_message_notification: UnreadMessageNotification { reminder },
                 }),
+                in_reply_to_message_id: None,
             },
         }
     }

@@ -55,6 +55,7 @@ fn event(n: u32) -> WebhookEvent {
         message_id: Some(i64::from(n)),
         notification: None,
         reminder: None,
+        in_reply_to_message_id: None,
     }
 }
 

@@ -171,6 +171,7 @@ mod tests {
                     reminder: ReminderPolicy::Default,
                 },
             }),
+            in_reply_to_message_id: None,
         }
     }
 

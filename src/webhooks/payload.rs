@@ -17,15 +17,16 @@ use crate::store::FiredReminder;
 pub struct WebhookEvent {
     /// Stable id: the same DVV event always gets the same id, on every attempt and replica.
     pub id: String,
-    /// `message.created`, `message.read`, `message.receipt_confirmed`, `consent.granted` or
-    /// `consent.revoked`.
+    /// `message.created`, `message.read`, `message.receipt_confirmed`, `consent.granted`,
+    /// `consent.revoked`, `reply.delivered` or `reply.answered`.
     #[serde(rename = "type")]
     pub event_type: &'static str,
     /// When it happened at DVV (RFC 3339 UTC, milliseconds).
     pub time: String,
     /// The citizen's consent with this operator (an opaque id, not an identity code).
     pub consent_id: String,
-    /// The message, for message events.
+    /// The message, for message events (for `reply.delivered`, the citizen's reply; for
+    /// `reply.answered`, the answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<i64>,
     /// `message.created` and `message.reminder`: what the operator may show the citizen.
@@ -34,14 +35,22 @@ pub struct WebhookEvent {
     /// `message.reminder` only: 1 for the message's first reminder, 2 for its second, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reminder: Option<u32>,
+    /// For `reply.delivered`, the message replied to; for `reply.answered`, the citizen's reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_reply_to_message_id: Option<i64>,
 }
 
 impl WebhookEvent {
     /// The webhook for a feed event, or `None` for event types that are not sent (unknown ones).
     pub fn from_feed(event: &Event) -> Option<Self> {
+        // A new message that answers a citizen's reply is announced as the answer.
+        let event_type = match (event.event_type, event.metadata.in_reply_to_message_id) {
+            (EventType::MessageCreated, Some(_)) => "reply.answered",
+            (other, _) => webhook_type(other)?,
+        };
         Some(Self {
             id: webhook_id(&event.event_id),
-            event_type: webhook_type(event.event_type)?,
+            event_type,
             time: event
                 .event_time
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -50,6 +59,7 @@ impl WebhookEvent {
             notification: (event.event_type == EventType::MessageCreated)
                 .then(|| hint::for_created(&event.metadata)),
             reminder: None,
+            in_reply_to_message_id: event.metadata.in_reply_to_message_id,
         })
     }
 
@@ -68,6 +78,7 @@ impl WebhookEvent {
             message_id: Some(fired.message_id),
             notification: Some(hint::for_reminder(fired.needs_receipt)),
             reminder: Some(fired.number),
+            in_reply_to_message_id: None,
         }
     }
 
@@ -86,6 +97,7 @@ pub fn webhook_type(event_type: EventType) -> Option<&'static str> {
         EventType::ReceiptConfirmed => Some("message.receipt_confirmed"),
         EventType::ConsentGranted => Some("consent.granted"),
         EventType::ConsentRevoked => Some("consent.revoked"),
+        EventType::MessageFromEndUser => Some("reply.delivered"),
         EventType::Unknown => None,
     }
 }
@@ -126,11 +138,26 @@ mod tests {
             (EventType::ReceiptConfirmed, "message.receipt_confirmed"),
             (EventType::ConsentGranted, "consent.granted"),
             (EventType::ConsentRevoked, "consent.revoked"),
+            (EventType::MessageFromEndUser, "reply.delivered"),
         ];
         for (dvv, name) in pairs {
             assert_eq!(webhook_type(dvv), Some(name));
         }
         assert!(WebhookEvent::from_feed(&event(EventType::Unknown, None)).is_none());
+    }
+
+    #[test]
+    fn an_answer_to_a_reply_is_announced_as_the_answer_with_both_ids() {
+        let mut answer = event(EventType::MessageCreated, Some(43));
+        answer.metadata.in_reply_to_message_id = Some(42);
+        let w = WebhookEvent::from_feed(&answer).unwrap();
+        assert_eq!(w.event_type, "reply.answered");
+        assert!(w
+            .body()
+            .contains(r#""messageId":43,"inReplyToMessageId":42"#));
+        let plain = WebhookEvent::from_feed(&event(EventType::MessageCreated, Some(43))).unwrap();
+        assert_eq!(plain.event_type, "message.created");
+        assert!(!plain.body().contains("inReplyTo"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn event(n: u32, event_type: &'static str) -> WebhookEvent {
         message_id: Some(i64::from(n)),
         notification: None,
         reminder: None,
+        in_reply_to_message_id: None,
     }
 }
 

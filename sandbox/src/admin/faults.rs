@@ -31,6 +31,8 @@ struct FaultBody {
     #[serde(default)]
     lose_answer_rate: f64,
     #[serde(default)]
+    cut_upload_rate: f64,
+    #[serde(default)]
     withhold_revocations: bool,
     #[serde(default)]
     paths: Option<Paths>,
@@ -67,14 +69,21 @@ pub async fn set(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
         ("dropRate", body.drop_rate),
         ("stallRate", body.stall_rate),
         ("loseAnswerRate", body.lose_answer_rate),
+        ("cutUploadRate", body.cut_upload_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(ApiError::invalid_field(field, "must be between 0 and 1"));
         }
     }
-    if body.error_rate + body.drop_rate + body.stall_rate + body.lose_answer_rate > 1.0 + 1e-9 {
+    if body.error_rate
+        + body.drop_rate
+        + body.stall_rate
+        + body.lose_answer_rate
+        + body.cut_upload_rate
+        > 1.0 + 1e-9
+    {
         return Err(ApiError::bad_request(
-            "errorRate + dropRate + stallRate + loseAnswerRate must not exceed 1",
+            "errorRate + dropRate + stallRate + loseAnswerRate + cutUploadRate must not exceed 1",
         ));
     }
     let paths = match body.paths {
@@ -98,6 +107,7 @@ pub async fn set(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
         paths,
     );
     plan.withhold_revocations = body.withhold_revocations;
+    plan.cut_upload_rate = body.cut_upload_rate;
     plan.methods = body
         .methods
         .iter()

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::domain::MessageInput;
 use crate::http::error::ApiError;
 use crate::http::{json, Body};
-use crate::model::{BodyFormat, MessageServiceType};
+use crate::model::{BodyFormat, MessageServiceType, ReplyAllowedBy};
 use crate::notifications::Notifications;
 
 /// Largest attachment size accepted (content is generated, so this only bounds arithmetic).
@@ -33,6 +33,8 @@ struct NewMessageBody {
     /// The sender's notification settings (Suomi.fi defaults when left out).
     #[serde(default)]
     notifications: Notifications,
+    #[serde(default)]
+    reply_allowed_by: ReplyAllowedBy,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +127,8 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             service_type: body.message_service_type,
             attachments,
             notifications: body.notifications,
+            reply_allowed_by: body.reply_allowed_by,
+            in_reply_to: None,
         })
         .map_err(|e| {
             tracing::error!(error = %e, "message creation failed");

@@ -8,6 +8,7 @@ mod consents;
 mod faults;
 mod inspect;
 mod messages;
+mod replies;
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
         "/admin/consents/grant" | "/admin/consents/revoke" | "/admin/messages" => "POST",
         "/admin/faults" => "GET, POST, DELETE",
         "/admin/clock" => "GET, POST",
+        "/admin/replies" => "GET",
+        "/admin/replies/answer" => "POST",
         "/admin/openings" | "/admin/receipts" | "/admin/calls" | "/admin/state"
         | "/consent-service" | "/healthz" => "GET",
         _ => return Err(ApiError::not_found("No such resource")),
@@ -63,6 +66,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
         (Method::GET, "/admin/receipts") => Ok(inspect::receipts(app)),
         (Method::GET, "/admin/calls") => inspect::calls(app, req.uri().query()),
         (Method::GET, "/admin/state") => Ok(inspect::state(app)),
+        (Method::GET, "/admin/replies") => Ok(replies::list(app)),
+        (Method::POST, "/admin/replies/answer") => replies::answer(app, req).await,
         (Method::GET, "/consent-service") => Ok(consent_page::page(app)),
         (Method::GET, "/healthz") => Ok(crate::http::json(
             StatusCode::OK,

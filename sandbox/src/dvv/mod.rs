@@ -8,6 +8,7 @@ mod consents;
 mod events;
 mod messages;
 mod openings;
+mod replies;
 mod router;
 mod token;
 mod views;
@@ -28,6 +29,9 @@ use crate::http::stall::StallBody;
 use crate::http::{add_trace_id, Body};
 use crate::time;
 
+/// How much of an upload is read before a `cutUploadRate` fault breaks it off.
+const CUT_UPLOAD_AFTER: usize = 256 * 1024;
+
 /// Serves one request on the DVV listener.
 pub async fn handle(
     app: Arc<App>,
@@ -45,6 +49,26 @@ pub async fn handle(
         }
     }
     let action = decision.map_or(FaultAction::Serve, |d| d.action);
+    if action == FaultAction::CutUpload {
+        // DVV breaks off an upload part-way: some of the body is read, then the connection goes.
+        let mut body = req.into_body();
+        let mut read = 0usize;
+        while read < CUT_UPLOAD_AFTER {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+        app.calls.record(
+            conn.provider.clone(),
+            &method,
+            &path,
+            None,
+            arrived,
+            action.label(),
+        );
+        return Err(DropConnection);
+    }
     if action == FaultAction::Drop {
         app.calls.record(
             conn.provider.clone(),
@@ -121,7 +145,11 @@ fn domain_error(e: DomainError) -> ApiError {
         DomainError::NotVerifiable => ApiError::bad_request("Message is not Verifiable"),
         DomainError::UnknownProvider => ApiError::not_found("Unknown provider"),
         DomainError::BadPosition => ApiError::bad_request("Invalid continuationToken"),
-        DomainError::ReceiptAlreadyConfirmed(..) | DomainError::OpeningRepeated(_) => {
+        DomainError::RepliesNotAllowed => ApiError::forbidden("Replies not allowed"),
+        DomainError::ReplyNotFound => ApiError::not_found("Reply not found"),
+        DomainError::ReceiptAlreadyConfirmed(..)
+        | DomainError::OpeningRepeated(_)
+        | DomainError::ReplyRepeated(_) => {
             // Answered with the original body by the handlers; never reaches here.
             ApiError::new(http::StatusCode::CONFLICT, "Already recorded")
         }

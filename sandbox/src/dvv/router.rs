@@ -4,7 +4,9 @@
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
-use super::{attachments, consents, events, messages, openings, token};
+use std::sync::Arc;
+
+use super::{attachments, consents, events, messages, openings, replies, token};
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::request;
@@ -20,6 +22,8 @@ enum Route {
     Openings(String, String),
     Receipts(String, String),
     Events,
+    ReplyPolicy(String, String),
+    Replies(String, String),
 }
 
 impl Route {
@@ -39,6 +43,10 @@ impl Route {
             ["v1", "consents", c, "messages", m, "receipt-confirmations"] => {
                 Route::Receipts(own(c), own(m))
             }
+            ["v1", "consents", c, "messages", m, "reply-policy"] => {
+                Route::ReplyPolicy(own(c), own(m))
+            }
+            ["v1", "consents", c, "messages", m, "replies"] => Route::Replies(own(c), own(m)),
             _ => return None,
         })
         .filter(|r| !r.has_empty_segment())
@@ -47,9 +55,11 @@ impl Route {
     fn has_empty_segment(&self) -> bool {
         match self {
             Route::Messages(c) => c.is_empty(),
-            Route::Message(c, m) | Route::Openings(c, m) | Route::Receipts(c, m) => {
-                c.is_empty() || m.is_empty()
-            }
+            Route::Message(c, m)
+            | Route::Openings(c, m)
+            | Route::Receipts(c, m)
+            | Route::ReplyPolicy(c, m)
+            | Route::Replies(c, m) => c.is_empty() || m.is_empty(),
             Route::Attachment(c, m, a) => c.is_empty() || m.is_empty() || a.is_empty(),
             _ => false,
         }
@@ -57,16 +67,18 @@ impl Route {
 
     fn method(&self) -> (Method, &'static str) {
         match self {
-            Route::Token | Route::Lookup | Route::Openings(..) | Route::Receipts(..) => {
-                (Method::POST, "POST")
-            }
+            Route::Token
+            | Route::Lookup
+            | Route::Openings(..)
+            | Route::Receipts(..)
+            | Route::Replies(..) => (Method::POST, "POST"),
             _ => (Method::GET, "GET"),
         }
     }
 }
 
 /// Answers one request; every refusal becomes a `{"reason"}` answer.
-pub async fn route(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+pub async fn route(app: &Arc<App>, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
     match dispatch(app, conn, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -74,7 +86,7 @@ pub async fn route(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Respon
 }
 
 async fn dispatch(
-    app: &App,
+    app: &Arc<App>,
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
@@ -100,6 +112,8 @@ async fn dispatch(
         Route::Openings(c, m) => openings::report(app, &provider, &c, &m, req).await,
         Route::Receipts(c, m) => openings::confirm_receipt(app, &provider, &c, &m, req).await,
         Route::Events => events::page(app, &provider, req.uri().query()),
+        Route::ReplyPolicy(c, m) => replies::policy(app, &provider, &c, &m, req.headers()),
+        Route::Replies(c, m) => replies::post(app, &provider, &c, &m, req).await,
     }
 }
 

@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use crate::domain::withheld;
-use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType};
+use crate::journal::ReplyFile;
+use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType, ReplyAllowedBy};
 use crate::notifications::Notifications;
-use crate::store::{Attachment, Consent, FeedEvent, Message, Opening};
+use crate::store::{Attachment, Consent, FeedEvent, Message, Opening, Reply};
 use crate::time::{self, Timestamp};
 
 /// Answer of the consent lookup.
@@ -47,6 +48,68 @@ pub struct MessageSummary {
     receipt_confirmed_at: Option<Timestamp>,
     attachment_count: usize,
     notifications: Notifications,
+    reply_allowed_by: ReplyAllowedBy,
+    in_reply_to_message_id: Option<i64>,
+    replies: Vec<ReplyView>,
+}
+
+impl MessageSummary {
+    /// The summary with the replies' texts (the message detail), or without (the inbox).
+    fn of(m: &Message, texts: bool) -> Self {
+        let mut summary = Self::from(m);
+        summary.replies = m.replies.iter().map(|r| ReplyView::of(r, texts)).collect();
+        summary
+    }
+}
+
+/// A citizen's reply: in the inbox without its text, in the message detail and the answer to
+/// the upload with it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyView {
+    reply_id: i64,
+    message_id: i64,
+    #[serde(with = "time::as_string")]
+    sent_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    body_length: usize,
+    attachments: Vec<ReplyFileView>,
+}
+
+impl ReplyView {
+    /// The view of a reply, with its text or without.
+    pub fn of(r: &Reply, text: bool) -> Self {
+        Self {
+            reply_id: r.id,
+            message_id: r.message_id,
+            sent_at: r.sent_at,
+            body: text.then(|| r.body.clone()),
+            body_length: r.body.chars().count(),
+            attachments: r.files.iter().map(ReplyFileView::from).collect(),
+        }
+    }
+}
+
+/// One file of a reply.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyFileView {
+    name: String,
+    media_type: String,
+    size: u64,
+    sha256: String,
+}
+
+impl From<&ReplyFile> for ReplyFileView {
+    fn from(f: &ReplyFile) -> Self {
+        Self {
+            name: f.name.clone(),
+            media_type: f.media_type.clone(),
+            size: f.size,
+            sha256: f.sha256.clone(),
+        }
+    }
 }
 
 impl From<&Message> for MessageSummary {
@@ -61,6 +124,9 @@ impl From<&Message> for MessageSummary {
             receipt_confirmed_at: m.receipt.as_ref().map(|r| r.at),
             attachment_count: m.attachments.len(),
             notifications: m.notifications.clone(),
+            reply_allowed_by: m.reply_allowed_by,
+            in_reply_to_message_id: m.in_reply_to,
+            replies: m.replies.iter().map(|r| ReplyView::of(r, false)).collect(),
         }
     }
 }
@@ -90,7 +156,7 @@ impl From<&Message> for MessageDetail {
     fn from(m: &Message) -> Self {
         let hidden = withheld(m);
         Self {
-            summary: m.into(),
+            summary: MessageSummary::of(m, !hidden),
             body_format: m.body_format,
             body: (!hidden).then(|| m.body.clone()),
             attachments: if hidden {
@@ -183,6 +249,8 @@ struct EventMetadata {
     consent_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     message_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_reply_to_message_id: Option<i64>,
     /// On `Electronic message created` only: what the window needs to notify the citizen.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     created: Option<CreatedView>,
@@ -211,6 +279,7 @@ impl From<&FeedEvent> for EventView {
                     message_service_type: c.service_type,
                     notifications: c.notifications.clone(),
                 }),
+                in_reply_to_message_id: e.in_reply_to_message_id,
             },
         }
     }

@@ -17,6 +17,8 @@ pub struct FeedEvent {
     pub consent_id: String,
     /// The message, for message events.
     pub message_id: Option<i64>,
+    /// For a citizen's reply, the message replied to; for an authority's answer, the reply.
+    pub in_reply_to_message_id: Option<i64>,
     /// What a new message's notification needs, on `Electronic message created` only.
     pub created: Option<Box<CreatedDetails>>,
 }

@@ -13,9 +13,9 @@ use ikkuna_hetu::IdentityCode;
 
 pub use feed::{CreatedDetails, FeedEvent};
 
-use crate::journal::{NewMessage, Record};
+use crate::journal::{NewMessage, NewReply, Record, ReplyFile};
 use crate::keys::StateKey;
-use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType};
+use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType, ReplyAllowedBy};
 use crate::notifications::Notifications;
 use crate::seed::Seed;
 use crate::time::Timestamp;
@@ -94,6 +94,29 @@ pub struct Message {
     pub attachments: Vec<Attachment>,
     /// The sender's notification settings.
     pub notifications: Notifications,
+    /// Who may reply.
+    pub reply_allowed_by: ReplyAllowedBy,
+    /// The citizen's reply this message answers, for an authority's answer.
+    pub in_reply_to: Option<i64>,
+    /// The citizen's replies to this message, oldest first.
+    pub replies: Vec<Reply>,
+}
+
+/// A citizen's reply as DVV holds it.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The reply's id.
+    pub id: i64,
+    /// The message replied to.
+    pub message_id: i64,
+    /// The provider that relayed it.
+    pub provider: String,
+    /// The text.
+    pub body: String,
+    /// The files' descriptions.
+    pub files: Vec<ReplyFile>,
+    /// When it arrived.
+    pub sent_at: Timestamp,
 }
 
 /// A receipt confirmation.
@@ -148,6 +171,8 @@ pub enum Applied {
     Opening(Opening),
     /// A receipt was recorded.
     Receipt(Timestamp),
+    /// A reply was recorded.
+    Reply(Reply),
 }
 
 /// Why a record could not be applied (only seen when replaying an inconsistent journal).
@@ -174,6 +199,9 @@ pub enum ApplyError {
     /// A change answered something other than what its kind produces.
     #[error("unexpected outcome")]
     UnexpectedOutcome,
+    /// The reply's id or idempotency key is already taken.
+    #[error("duplicate reply")]
+    DuplicateReply,
 }
 
 /// The whole state.
@@ -191,6 +219,10 @@ pub struct Store {
     next_message_id: i64,
     next_attachment_id: i64,
     key: StateKey,
+    /// Replies by id: the message replied to.
+    replies: HashMap<i64, i64>,
+    /// Replies by (provider, consent, idempotency key).
+    reply_keys: HashMap<(String, String, String), i64>,
 }
 
 impl Store {
@@ -220,6 +252,8 @@ impl Store {
             next_message_id: FIRST_MESSAGE_ID,
             next_attachment_id: FIRST_ATTACHMENT_ID,
             key,
+            replies: HashMap::new(),
+            reply_keys: HashMap::new(),
         };
         for c in &seed.citizens {
             let code = c.id.reveal().to_owned();
@@ -272,6 +306,9 @@ impl Store {
                     .map(|at| Receipt { provider: None, at }),
                 attachments,
                 notifications: m.notifications.clone(),
+                reply_allowed_by: m.reply_allowed_by,
+                in_reply_to: None,
+                replies: Vec::new(),
             };
             store.insert_message(message);
         }
@@ -305,7 +342,80 @@ impl Store {
                 message_id,
                 at,
             } => self.apply_receipt(provider, *message_id, *at),
+            Record::ReplyReceived {
+                provider,
+                consent_id,
+                idempotency_key,
+                reply,
+                at,
+            } => self.apply_reply(provider, consent_id, idempotency_key, reply, *at),
         }
+    }
+
+    fn apply_reply(
+        &mut self,
+        provider: &str,
+        consent_id: &str,
+        key: &str,
+        reply: &NewReply,
+        at: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        let scoped = (provider.to_owned(), consent_id.to_owned(), key.to_owned());
+        if self.replies.contains_key(&reply.id)
+            || self.messages.contains_key(&reply.id)
+            || self.reply_keys.contains_key(&scoped)
+        {
+            return Err(ApplyError::DuplicateReply);
+        }
+        let message = self
+            .messages
+            .get_mut(&reply.message_id)
+            .ok_or(ApplyError::UnknownMessage)?;
+        let stored = Reply {
+            id: reply.id,
+            message_id: reply.message_id,
+            provider: provider.to_owned(),
+            body: reply.body.clone(),
+            files: reply.files.clone(),
+            sent_at: at,
+        };
+        message.replies.push(stored.clone());
+        let citizen = message.citizen.clone();
+        self.replies.insert(reply.id, reply.message_id);
+        self.reply_keys.insert(scoped, reply.id);
+        self.next_message_id = self.next_message_id.max(reply.id + 1);
+        for (p, consent) in self.consents_of(&citizen, true) {
+            self.emit_in_reply(
+                &p,
+                EventType::MessageFromEndUser,
+                at,
+                &consent,
+                reply.id,
+                reply.message_id,
+            );
+        }
+        Ok(Applied::Reply(stored))
+    }
+
+    /// A reply by id.
+    pub fn reply(&self, reply_id: i64) -> Option<&Reply> {
+        let message = self.messages.get(self.replies.get(&reply_id)?)?;
+        message.replies.iter().find(|r| r.id == reply_id)
+    }
+
+    /// A reply by its scoped idempotency key.
+    pub fn reply_by_key(&self, provider: &str, consent_id: &str, key: &str) -> Option<&Reply> {
+        let id =
+            self.reply_keys
+                .get(&(provider.to_owned(), consent_id.to_owned(), key.to_owned()))?;
+        self.reply(*id)
+    }
+
+    /// Every reply, in id order.
+    pub fn replies(&self) -> Vec<&Reply> {
+        let mut ids: Vec<&i64> = self.replies.keys().collect();
+        ids.sort();
+        ids.into_iter().filter_map(|id| self.reply(*id)).collect()
     }
 
     fn apply_grant(
@@ -386,6 +496,9 @@ impl Store {
                 })
                 .collect(),
             notifications: m.notifications.clone(),
+            reply_allowed_by: m.reply_allowed_by,
+            in_reply_to: m.in_reply_to_message_id,
+            replies: Vec::new(),
         };
         self.next_message_id = self.next_message_id.max(m.id + 1);
         if let Some(max) = m.attachments.iter().map(|a| a.id).max() {
@@ -398,13 +511,23 @@ impl Store {
             notifications: m.notifications.clone(),
         };
         for (provider, consent_id) in self.consents_of(&m.citizen, true) {
-            self.emit(
-                &provider,
-                EventType::MessageCreated,
-                at,
-                &consent_id,
-                Some(m.id),
-            );
+            match m.in_reply_to_message_id {
+                Some(reply) => self.emit_in_reply(
+                    &provider,
+                    EventType::MessageCreated,
+                    at,
+                    &consent_id,
+                    m.id,
+                    reply,
+                ),
+                None => self.emit(
+                    &provider,
+                    EventType::MessageCreated,
+                    at,
+                    &consent_id,
+                    Some(m.id),
+                ),
+            }
             if let Some(event) = self.feeds.get_mut(&provider).and_then(|f| f.last_mut()) {
                 event.created = Some(Box::new(details.clone()));
             }
@@ -516,6 +639,22 @@ impl Store {
             .collect()
     }
 
+    /// An event about message `message_id`, which is in reply to `in_reply_to`.
+    fn emit_in_reply(
+        &mut self,
+        provider: &str,
+        event_type: EventType,
+        at: Timestamp,
+        consent_id: &str,
+        message_id: i64,
+        in_reply_to: i64,
+    ) {
+        self.emit(provider, event_type, at, consent_id, Some(message_id));
+        if let Some(last) = self.feeds.get_mut(provider).and_then(|f| f.last_mut()) {
+            last.in_reply_to_message_id = Some(in_reply_to);
+        }
+    }
+
     fn emit(
         &mut self,
         provider: &str,
@@ -535,6 +674,7 @@ impl Store {
             consent_id: consent_id.to_owned(),
             message_id,
             created: None,
+            in_reply_to_message_id: None,
         };
         self.feeds
             .entry(provider.to_owned())

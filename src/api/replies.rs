@@ -1,0 +1,242 @@
+//! `POST /v1/messages/{id}/replies`: the citizen's reply, streamed through to DVV.
+//!
+//! The pipeline has admitted the request (assertion, rate limits, active consent) before a byte
+//! of the body is read. The handler then asks DVV, without releasing content, whether the
+//! message accepts a reply and whether the `Idempotency-Key` was used, and checks a declared
+//! `Content-Length` against DVV's limits: each of these refusals (403, 409 with the original
+//! receipt, 413) is answered with the upload unread. Only then does it relay the body (see
+//! [`crate::replies`]) while DVV receives it; a limit broken part-way is a 413 and the upload to
+//! DVV is aborted, so DVV drops the partial reply. A reply is not an opening.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::context::Ctx;
+use super::error::ApiError;
+use super::extract::{Admitted, MessageId};
+use super::handlers::{forget_if_revoked, json_no_store};
+use super::state::SharedWindow;
+use crate::audit::{PartEvidence, ReplyEvidence};
+use crate::dvv::{upload, DvvError, ReplyAllowedBy, ReplyReceipt, Upstream};
+use crate::replies::{self, PartTally, RelayBounds, RelayError};
+
+/// What the checks before the upload decided.
+enum Admission {
+    /// Relay the upload under these bounds with this key.
+    Upload(RelayBounds, String, String),
+    /// Answered without the upload (the key was used: the original receipt).
+    Answered(Response),
+}
+
+/// `POST /v1/messages/{id}/replies`.
+pub async fn post_reply(
+    ctx: Ctx,
+    State(window): State<SharedWindow>,
+    MessageId(message_id): MessageId,
+    headers: HeaderMap,
+    admitted: Admitted,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (bounds, key, boundary) = match admit(&ctx, &window, message_id, &headers, &admitted).await
+    {
+        Ok(Admission::Upload(bounds, key, boundary)) => (bounds, key, boundary),
+        // The body is dropped unread; the pipeline discards what of it was sent (5b).
+        Ok(Admission::Answered(response)) => return Ok(response),
+        Err(refusal) => return Err(refusal),
+    };
+    let consent_id = admitted.consent_id.as_str();
+    let out_boundary = format!("ikkuna-{}", uuid::Uuid::new_v4().simple());
+    let content_type = format!("multipart/form-data; boundary={out_boundary}");
+    let (sender, upload) = upload::channel();
+    let call = window
+        .dvv
+        .send_reply(consent_id, message_id, &key, &content_type, upload);
+    let relay = replies::relay(
+        body.into_data_stream(),
+        boundary,
+        sender,
+        &out_boundary,
+        &bounds,
+    );
+    let (answer, tally) = run(call, relay, window.replies.answer_timeout).await;
+    let tally = tally.unwrap_or_default();
+    let answer = match answer {
+        Outcome::Answered(answer) => answer,
+        Outcome::Relay(error) => {
+            note(&ctx, None, &tally);
+            return Err(ctx.refuse(ApiError::from(error)));
+        }
+    };
+    let answer = answer.map_err(|e| {
+        note(&ctx, None, &tally);
+        ctx.refuse(upstream_refusal(&window, consent_id, e))
+    })?;
+    ctx.dvv_trace(answer.trace_id.as_deref());
+    let receipt = answer.value;
+    note(&ctx, Some(receipt.reply_id), &tally);
+    if receipt.repeated {
+        return Ok(repeated(&ctx, &receipt, answer.trace_id.as_deref()));
+    }
+    if !replies::receipt_matches(&receipt, &tally) {
+        return Err(ctx.refuse(ApiError::reply_receipt_mismatch(answer.trace_id)));
+    }
+    Ok(json_no_store(
+        &ctx,
+        StatusCode::CREATED,
+        &receipt,
+        answer.trace_id.as_deref(),
+    ))
+}
+
+/// The checks made before a byte of the upload is read: the key and the form's shape, then DVV's
+/// reply policy (not allowed: 403; key used: the original receipt; declared size beyond the
+/// limits: 413).
+async fn admit(
+    ctx: &Ctx,
+    window: &super::state::Window,
+    message_id: i64,
+    headers: &HeaderMap,
+    admitted: &Admitted,
+) -> Result<Admission, ApiError> {
+    let key = idempotency_key(headers).ok_or_else(|| ctx.refuse(ApiError::reply_key_required()))?;
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| ctx.refuse(ApiError::reply_not_multipart()))?;
+    let consent_id = admitted.consent_id.as_str();
+    let policy = window
+        .dvv
+        .reply_policy(consent_id, message_id, &key)
+        .await
+        .map_err(|e| ctx.refuse(forget_if_revoked(window, consent_id, e)))?;
+    ctx.dvv_trace(policy.trace_id.as_deref());
+    let trace_id = policy.trace_id;
+    let policy = policy.value;
+    if let Some(original) = policy.previous_reply {
+        note(ctx, Some(original.reply_id), &[]);
+        return Ok(Admission::Answered(repeated(
+            ctx,
+            &original,
+            trace_id.as_deref(),
+        )));
+    }
+    if policy.reply_allowed_by != ReplyAllowedBy::Anyone {
+        return Err(ctx.refuse(ApiError::replies_not_allowed(trace_id)));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > replies::max_request_bytes(&policy.limits)) {
+        return Err(ctx.refuse(ApiError::reply_declared_too_large()));
+    }
+    let bounds = RelayBounds {
+        limits: policy.limits,
+        accepted: policy.accepted_media_types,
+        read_idle: window.streams.write_idle,
+        write_idle: window.replies.upload_idle,
+    };
+    Ok(Admission::Upload(bounds, key, boundary))
+}
+
+/// How the upload ended: DVV answered (or its call failed), or the relay failed first.
+enum Outcome {
+    Answered(Result<Upstream<ReplyReceipt>, DvvError>),
+    Relay(RelayError),
+}
+
+/// Runs the DVV call and the relay together. A relay failure ends the upload at once (the relay
+/// drops its sender, the upload to DVV aborts); a relay that finished waits at most
+/// `answer_timeout` for DVV's answer; a relay that lost DVV (`Closed`) waits for the call to say
+/// why. The relay's tally comes back whenever it finished.
+async fn run<C, R>(
+    call: C,
+    relay: R,
+    answer_timeout: std::time::Duration,
+) -> (Outcome, Option<Vec<PartTally>>)
+where
+    C: std::future::Future<Output = Result<Upstream<ReplyReceipt>, DvvError>>,
+    R: std::future::Future<Output = Result<Vec<PartTally>, RelayError>>,
+{
+    tokio::pin!(call);
+    tokio::pin!(relay);
+    let relayed = tokio::select! {
+        answer = &mut call => return (Outcome::Answered(answer), None),
+        relayed = &mut relay => relayed,
+    };
+    match relayed {
+        Ok(tally) => match tokio::time::timeout(answer_timeout, call).await {
+            Ok(answer) => (Outcome::Answered(answer), Some(tally)),
+            Err(_) => (
+                Outcome::Answered(Err(DvvError::Timeout { trace_id: None })),
+                Some(tally),
+            ),
+        },
+        Err(RelayError::Upstream(upload::SendError::Closed)) => {
+            match tokio::time::timeout(answer_timeout, call).await {
+                Ok(answer @ Err(_)) => (Outcome::Answered(answer), None),
+                // DVV answered before taking the whole body: not a reply it can have recorded
+                // from this upload unless it repeats an original (409), which `answer` carries.
+                Ok(answer @ Ok(_)) => (Outcome::Answered(answer), None),
+                Err(_) => (
+                    Outcome::Relay(RelayError::Upstream(upload::SendError::Closed)),
+                    None,
+                ),
+            }
+        }
+        Err(error) => (Outcome::Relay(error), None),
+    }
+}
+
+/// DVV's refusals of the upload in the reply's own terms (413, 415 and 403 "not allowed" keep
+/// their meaning); everything else as any DVV failure.
+fn upstream_refusal(window: &super::state::Window, consent_id: &str, e: DvvError) -> ApiError {
+    match &e {
+        DvvError::BadRequest { status, .. } if *status == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::reply_declared_too_large()
+        }
+        DvvError::BadRequest { status, .. } if *status == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::from(RelayError::TypeNotAccepted)
+        }
+        DvvError::Forbidden { reason, trace_id } if reason.contains("Replies not allowed") => {
+            ApiError::replies_not_allowed(trace_id.clone())
+        }
+        _ => forget_if_revoked(window, consent_id, e),
+    }
+}
+
+/// The 409 of a repeated key: the original receipt, as the house style answers a repetition.
+fn repeated(ctx: &Ctx, original: &ReplyReceipt, trace_id: Option<&str>) -> Response {
+    json_no_store(ctx, StatusCode::CONFLICT, original, trace_id)
+}
+
+/// Notes the reply's evidence for the audit record: ids, sizes and hashes only.
+fn note(ctx: &Ctx, reply_id: Option<i64>, tally: &[PartTally]) {
+    ctx.reply(ReplyEvidence {
+        reply_id,
+        parts: tally
+            .iter()
+            .map(|p| PartEvidence {
+                kind: match p.kind {
+                    replies::PartKind::Text => "text".to_owned(),
+                    replies::PartKind::File => "file".to_owned(),
+                },
+                size: p.size,
+                sha256: p.sha256.clone(),
+            })
+            .collect(),
+    });
+}
+
+/// The `Idempotency-Key` header, when it has the contract's shape.
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let key = values.next()?.to_str().ok()?;
+    let ok = values.next().is_none()
+        && (1..=64).contains(&key.len())
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| key.to_owned())
+}

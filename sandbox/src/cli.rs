@@ -33,6 +33,10 @@ pub enum Command {
         /// attachment (prefix in DATA_DIR/canaries.json).
         #[arg(long)]
         canaries: bool,
+        /// The first-open settlement window in seconds (the contract's is 7 days; tests and
+        /// demos shorten it to see settled verdicts).
+        #[arg(long, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+        settlement_window_secs: u64,
     },
     /// Print a citizen assertion (JWT) signed by the sandbox operator's identity key.
     Token {
@@ -68,6 +72,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             seed,
             token_ttl,
             canaries,
+            settlement_window_secs,
         } => serve(SandboxOptions {
             data_dir,
             dvv_listen,
@@ -75,6 +80,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             token_ttl: Duration::from_secs(token_ttl),
             seed,
             canaries,
+            settlement_window: Duration::from_secs(settlement_window_secs),
         }),
     }
 }

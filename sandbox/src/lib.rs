@@ -84,6 +84,9 @@ pub struct SandboxOptions {
     /// Recording mode for auditors: unique canary strings in every title, body and attachment
     /// (the prefix is in `DIR/canaries.json`; see [`canary`]).
     pub canaries: bool,
+    /// The first-open settlement window (the contract's [`domain::SETTLEMENT_WINDOW`] unless a
+    /// test shortens it to see settled verdicts).
+    pub settlement_window: Duration,
 }
 
 impl SandboxOptions {
@@ -96,6 +99,9 @@ impl SandboxOptions {
             token_ttl: DEFAULT_TOKEN_TTL,
             seed: None,
             canaries: false,
+            settlement_window: Duration::from_secs(
+                domain::SETTLEMENT_WINDOW.num_seconds().unsigned_abs(),
+            ),
         }
     }
 }
@@ -230,7 +236,14 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<RunningSandbox> {
     let provider_ids: Vec<String> = seed.providers.iter().map(|p| p.id.clone()).collect();
     let pki = pki::Pki::ensure(&dir, &provider_ids)?;
     let key = keys::StateKey::load_or_create(&dir.join("state.key"))?;
-    let domain = domain::Domain::open(&dir.join("journal.jsonl"), &seed, key.clone())?;
+    let settlement_window =
+        chrono::Duration::from_std(opts.settlement_window).unwrap_or(domain::SETTLEMENT_WINDOW);
+    let domain = domain::Domain::open(
+        &dir.join("journal.jsonl"),
+        &seed,
+        key.clone(),
+        settlement_window,
+    )?;
 
     let ports_path = dir.join("ports.json");
     let mut ports = ports::Ports::load(&ports_path)?;

@@ -121,6 +121,20 @@ fn domain_error(e: DomainError) -> ApiError {
         DomainError::NotVerifiable => ApiError::bad_request("Message is not Verifiable"),
         DomainError::UnknownProvider => ApiError::not_found("Unknown provider"),
         DomainError::BadPosition => ApiError::bad_request("Invalid continuationToken"),
+        DomainError::OpenedOutsideConsent => ApiError::forbidden("Opened outside consent"),
+        DomainError::OpenedBeforeRelease => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Opened before content release",
+        ),
+        DomainError::OpenedInFuture => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Opened in the future",
+        ),
+        DomainError::OpeningOutsideRetention => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Opening outside retention",
+        ),
+        DomainError::OpeningNotFound => ApiError::not_found("Opening not found"),
         DomainError::ReceiptAlreadyConfirmed(..) | DomainError::OpeningRepeated(_) => {
             // Answered with the original body by the handlers; never reaches here.
             ApiError::new(http::StatusCode::CONFLICT, "Already recorded")

@@ -20,6 +20,7 @@ enum Route {
     Openings(String, String),
     Receipts(String, String),
     Events,
+    Statement,
 }
 
 impl Route {
@@ -29,6 +30,7 @@ impl Route {
         Some(match segments.as_slice() {
             ["v1", "token"] => Route::Token,
             ["v1", "events"] => Route::Events,
+            ["v1", "statement"] => Route::Statement,
             ["v1", "consents", "lookup"] => Route::Lookup,
             ["v1", "consents", c, "messages"] => Route::Messages(own(c)),
             ["v1", "consents", c, "messages", m] => Route::Message(own(c), own(m)),
@@ -100,6 +102,7 @@ async fn dispatch(
         Route::Openings(c, m) => openings::report(app, &provider, &c, &m, req).await,
         Route::Receipts(c, m) => openings::confirm_receipt(app, &provider, &c, &m, req).await,
         Route::Events => events::page(app, &provider, req.uri().query()),
+        Route::Statement => openings::statement(app, &provider, req.uri().query()),
     }
 }
 

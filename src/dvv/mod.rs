@@ -22,8 +22,9 @@ mod transport;
 pub use client::{AttachmentBody, AttachmentStream, DvvClient, Upstream};
 pub use contract::{
     AttachmentMeta, BodyFormat, ConsentRecord, ConsentState, Event, EventMetadata, EventPage,
-    EventType, MessageDetail, MessagePage, MessageServiceType, MessageSummary, OpeningAnswer,
-    OpeningReport, ReceiptAnswer, Timestamp,
+    EventType, FirstOpenStatus, MessageDetail, MessagePage, MessageServiceType, MessageSummary,
+    OpeningAnswer, OpeningRefusal, OpeningReport, ReceiptAnswer, StatementEntry, StatementPage,
+    Timestamp,
 };
 pub use error::{DvvError, DvvSetupError};
 

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_owner_lease_consent_changes",
         include_str!("../../../migrations/postgres/0002_owner_lease_consent_changes.sql"),
     ),
+    (
+        3,
+        "0003_opening_verdicts",
+        include_str!("../../../migrations/postgres/0003_opening_verdicts.sql"),
+    ),
 ];
 
 /// Advisory lock key held (per transaction) while migrating: "ikkuna" + 1.

@@ -18,6 +18,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_openings.sql"),
     include_str!("../../../migrations/sqlite/0002_feed_webhooks_ledger.sql"),
+    include_str!("../../../migrations/sqlite/0003_opening_verdicts.sql"),
 ];
 
 /// Opens (creating if needed) the database at `path`, applies the durability settings and runs

@@ -374,7 +374,8 @@ impl DvvClient {
             }
         }
         let span = tracing::debug_span!("dvv", op = "statement");
-        self.get_json("statement", Lane::Background, span, url).await
+        self.get_json("statement", Lane::Background, span, url)
+            .await
     }
 
     /// Makes sure a valid access token is at hand (fetching one if needed), for `/readyz`: it

@@ -315,7 +315,11 @@ impl OpeningRefusal {
         (Self::ConsentNotFound, 404, "Consent not found"),
         (Self::MessageNotFound, 404, "Message not found"),
         (Self::OpenedOutsideConsent, 403, "Opened outside consent"),
-        (Self::OpenedBeforeRelease, 422, "Opened before content release"),
+        (
+            Self::OpenedBeforeRelease,
+            422,
+            "Opened before content release",
+        ),
         (Self::OutsideRetention, 422, "Opening outside retention"),
     ];
 

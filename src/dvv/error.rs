@@ -324,9 +324,21 @@ mod tests {
         let permanent = [
             (404, "Consent not found", OpeningRefusal::ConsentNotFound),
             (404, "Message not found", OpeningRefusal::MessageNotFound),
-            (403, "Opened outside consent", OpeningRefusal::OpenedOutsideConsent),
-            (422, "Opened before content release", OpeningRefusal::OpenedBeforeRelease),
-            (422, "Opening outside retention", OpeningRefusal::OutsideRetention),
+            (
+                403,
+                "Opened outside consent",
+                OpeningRefusal::OpenedOutsideConsent,
+            ),
+            (
+                422,
+                "Opened before content release",
+                OpeningRefusal::OpenedBeforeRelease,
+            ),
+            (
+                422,
+                "Opening outside retention",
+                OpeningRefusal::OutsideRetention,
+            ),
         ];
         for (status, reason, refusal) in permanent {
             assert_eq!(named(status, reason).opening_refusal(), Some(refusal));

@@ -186,7 +186,10 @@ pub fn compare(ours: &[LedgerOpening], theirs: &[StatementEntry]) -> Reconciliat
             .map(|o| o.opening_id.clone())
             .or_else(|| e.map(|e| e.opening_id.clone()))
             .unwrap_or_default(),
-        message_id: o.map(|o| o.message_id).or(e.map(|e| e.message_id)).unwrap_or(0),
+        message_id: o
+            .map(|o| o.message_id)
+            .or(e.map(|e| e.message_id))
+            .unwrap_or(0),
         opened_at: o
             .map(|o| millis(o.opened_at))
             .or_else(|| e.map(|e| millis(e.opened_at)))
@@ -311,10 +314,7 @@ impl Reconciliation {
                 self.provisional.len()
             )
         } else {
-            format!(
-                "result: {} final discrepancies\n",
-                self.final_discrepancies
-            )
+            format!("result: {} final discrepancies\n", self.final_discrepancies)
         });
         out
     }

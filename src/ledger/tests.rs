@@ -124,3 +124,114 @@ async fn retention_prunes_only_old_delivered_openings() {
         0
     );
 }
+
+fn entry(id: &str, first_open: bool, settled: bool) -> crate::dvv::StatementEntry {
+    let t = Utc.with_ymd_and_hms(2026, 11, 3, 12, 0, 0).unwrap();
+    crate::dvv::StatementEntry {
+        opening_id: id.to_owned(),
+        message_id: 1,
+        opened_at: t,
+        first_open,
+        first_open_status: if settled {
+            crate::dvv::FirstOpenStatus::Settled
+        } else {
+            crate::dvv::FirstOpenStatus::Provisional
+        },
+        settles_at: t,
+        read_at: t,
+    }
+}
+
+fn ours(
+    id: &str,
+    state: crate::store::OpeningState,
+    first_open: Option<bool>,
+) -> crate::store::LedgerOpening {
+    crate::store::LedgerOpening {
+        opening_id: id.to_owned(),
+        message_id: 1,
+        opened_at: Utc.with_ymd_and_hms(2026, 11, 3, 12, 0, 0).unwrap(),
+        state,
+        first_open,
+        settles_at: None,
+        last_error: None,
+    }
+}
+
+#[test]
+fn reconciliation_sorts_discrepancies_and_says_which_are_final() {
+    use crate::store::OpeningState::{Delivered, Parked, Pending};
+    let clean = compare(
+        &[
+            ours("a", Delivered, Some(true)),
+            ours("b", Delivered, Some(false)),
+        ],
+        &[entry("a", true, true), entry("b", false, false)],
+    );
+    assert!(clean.is_clean(), "{clean:?}");
+    assert_eq!(clean.provisional.len(), 1);
+    assert!(clean
+        .to_text()
+        .contains("result: clean (1 verdicts still provisional)"));
+
+    let ledger = [
+        ours("in-flight", Pending, None),
+        ours("parked", Parked, None),
+        ours("lost-at-dvv", Delivered, Some(true)),
+        ours("disputed", Delivered, Some(true)),
+        ours("still-open", Delivered, Some(true)),
+    ];
+    let statement = [
+        entry("disputed", false, true),
+        entry("still-open", false, false),
+        entry("unknown-here", true, true),
+    ];
+    let r = compare(&ledger, &statement);
+    let ids = |items: &[Item]| {
+        items
+            .iter()
+            .map(|i| (i.opening_id.clone(), i.is_final))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&r.dvv_only), [("unknown-here".to_owned(), true)]);
+    assert_eq!(
+        ids(&r.gateway_only),
+        [
+            ("in-flight".to_owned(), false),
+            ("parked".to_owned(), true),
+            ("lost-at-dvv".to_owned(), true)
+        ]
+    );
+    assert_eq!(
+        ids(&r.first_open_disagreements),
+        [
+            ("disputed".to_owned(), true),
+            ("still-open".to_owned(), false)
+        ]
+    );
+    assert_eq!(r.final_discrepancies, 4);
+    assert!(!r.is_clean());
+    let csv = r.to_csv();
+    assert!(csv.starts_with("kind,opening_id,message_id,opened_at,"));
+    assert!(
+        csv.contains("\ndvv_only,unknown-here,1,2026-11-03T12:00:00.000Z,,,true,settled,true\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nfirst_open_disagreement,disputed,1,2026-11-03T12:00:00.000Z,delivered,true,false,settled,true\n"), "{csv}");
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["finalDiscrepancies"], 4);
+    assert_eq!(json["dvvOnly"][0]["final"], true);
+    assert!(r.to_text().contains("result: 4 final discrepancies"));
+}
+
+#[test]
+fn months_parse_and_bound() {
+    let m = Month::parse("2026-12").unwrap();
+    let (from, to) = m.bounds();
+    assert_eq!(from, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    assert_eq!(to, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+    assert_eq!(m.label(), "2026-12");
+    for bad in ["2026-13", "2026-1", "26-11", "2026/11", ""] {
+        assert!(Month::parse(bad).is_err(), "{bad}");
+    }
+}

@@ -382,6 +382,7 @@ async fn the_store_holds_ids_and_times_only() {
         ("first_open", "INTEGER"),
         ("dvv_read_at", "INTEGER"),
         ("delivered_at", "INTEGER"),
+        ("verdict_settles_at", "INTEGER"),
     ];
     let columns: Vec<(&str, &str)> = columns
         .iter()
@@ -389,8 +390,8 @@ async fn the_store_holds_ids_and_times_only() {
         .collect();
     assert_eq!(columns, expected);
     assert_eq!(
-        version, 2,
-        "1: openings; 2: feed position, webhook queue, ledger retention"
+        version, 3,
+        "1: openings; 2: feed position, webhook queue, ledger retention; 3: opening verdicts"
     );
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 2, "synchronous=FULL");

@@ -15,9 +15,8 @@ use tokio::task::JoinHandle;
 use super::error::StoreError;
 use super::ownership::Ownership;
 use super::types::{
-    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures,
-    NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening,
-    RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening, RecordedOpening,
 };
 
 /// Applies one consent change published by another replica (the consent cache, in the gateway).

@@ -33,9 +33,9 @@ pub use health::StoreStatus;
 pub use ownership::{spawn_while_owner, Ownership};
 pub use sqlite::DATABASE_FILE;
 pub use types::{
-    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures,
-    NewDelivery, OpeningState, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery,
-    PendingOpening, RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures, NewDelivery,
+    OpeningState, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening,
+    RecordedOpening,
 };
 
 use crate::config::{StoreBackend, StoreConfig};

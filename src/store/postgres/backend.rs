@@ -14,9 +14,8 @@ use crate::store::backend::{Backend, ConsentSink};
 use crate::store::error::StoreError;
 use crate::store::ownership::Ownership;
 use crate::store::types::{
-    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures,
-    NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening,
-    RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening, RecordedOpening,
 };
 
 #[async_trait]

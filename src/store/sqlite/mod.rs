@@ -22,9 +22,8 @@ use super::backend::{Backend, ConsentSink};
 use super::error::StoreError;
 use super::ownership::Ownership;
 use super::types::{
-    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures,
-    NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening,
-    RecordedOpening,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, LedgerOpening, MonthFigures, NewDelivery,
+    OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery, PendingOpening, RecordedOpening,
 };
 use commit::{commit_loop, lock, Job, Write};
 

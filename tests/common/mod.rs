@@ -56,9 +56,18 @@ impl Harness {
 
     /// Starts only the sandbox; the caller sets `gateway_env` and then starts the gateway.
     pub async fn with_sandbox() -> Harness {
+        Harness::with_sandbox_options(|_| {}).await
+    }
+
+    /// Starts only the sandbox, with its options adjusted (e.g. a short settlement window).
+    pub async fn with_sandbox_options(
+        adjust: impl FnOnce(&mut ikkuna_sandbox::SandboxOptions),
+    ) -> Harness {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
-        let sandbox = ikkuna_sandbox::start(ikkuna_sandbox::SandboxOptions::new(dir.path()))
+        let mut options = ikkuna_sandbox::SandboxOptions::new(dir.path());
+        adjust(&mut options);
+        let sandbox = ikkuna_sandbox::start(options)
             .await
             .expect("sandbox starts");
         let info: Value = serde_json::from_slice(

@@ -63,7 +63,14 @@ pub async fn handle(
         return Err(DropConnection);
     }
     let mut response = if action == FaultAction::Error {
-        ApiError::unavailable("Service temporarily unavailable", 1).into_response()
+        match app.faults.error_answer() {
+            Some((status, reason)) => ApiError::new(
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE),
+                reason,
+            )
+            .into_response(),
+            None => ApiError::unavailable("Service temporarily unavailable", 1).into_response(),
+        }
     } else {
         router::route(&app, &conn, req).await
     };

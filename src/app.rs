@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         outbox: outbox.clone(),
         recorded: Default::default(),
         consent_service_url: config.dvv.consent_service_url.to_string(),
+        fallback_url: config.dvv.fallback_url.to_string(),
         limits: rate_limits.clone(),
         audit: audit.clone(),
         webhooks: crate::webhooks::WebhookQueue::new(outbox.clone()),

@@ -235,3 +235,127 @@ fn months_parse_and_bound() {
         assert!(Month::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[path = "../../tests/pg/mod.rs"]
+mod pg_server;
+
+/// `reconcile` end to end against a scripted DVV (real TLS on loopback) serving a two-page
+/// statement: the settled verdict is adopted, a DVV-only opening is final, a pending one is not.
+async fn reconcile_against_a_scripted_dvv(store: Outbox) {
+    use std::sync::Arc;
+
+    use crate::dvv::testing::{reply_json, reply_token, Script, TestServer};
+
+    let o1 = store.record_opening("c-r", 1).await.unwrap();
+    let o2 = store.record_opening("c-r", 2).await.unwrap();
+    let o3 = store.record_opening("c-r", 3).await.unwrap();
+    let read_at = o1.opened_at;
+    let provisional = crate::store::DvvVerdict {
+        first_open: true,
+        read_at,
+        settles_at: Some(read_at + chrono::TimeDelta::days(7)),
+    };
+    store
+        .mark_delivered_with(&o1.opening_id, &provisional)
+        .await
+        .unwrap();
+    store
+        .mark_delivered(&o2.opening_id, false, read_at)
+        .await
+        .unwrap();
+    let month = Month::parse(&o1.opened_at.format("%Y-%m").to_string()).unwrap();
+    let ts = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let line = |id: &str, m: i64, first: bool| {
+        serde_json::json!({"openingId": id, "messageId": m, "openedAt": ts(read_at),
+            "corroboratedOpenedAt": ts(read_at), "receivedAt": ts(read_at), "firstOpen": first,
+            "firstOpenStatus": "Settled", "settlesAt": ts(read_at), "readAt": ts(read_at)})
+    };
+    let page1 = serde_json::json!({"openings": [line(&o1.opening_id, 1, false),
+        line(&o2.opening_id, 2, false)], "continuationToken": "p2"});
+    let page2 = serde_json::json!({"openings": [line("stranger", 9, true)],
+        "continuationToken": null});
+    let script: Script = Arc::new(move |request| {
+        let reply = if request.path() == "/v1/token" {
+            reply_token("token-1", 300)
+        } else if request.target.contains("continuationToken=p2") {
+            reply_json(200, page2.clone())
+        } else {
+            reply_json(200, page1.clone())
+        };
+        Box::pin(async move { reply })
+    });
+    let server = TestServer::start(script).await;
+    let dvv = crate::dvv::DvvClient::new(&server.dvv_config(&[])).unwrap();
+
+    let r = reconcile(&store, &dvv, month).await.unwrap();
+    assert_eq!(r.adopted_verdicts, 1, "{r:?}");
+    assert_eq!((r.gateway_openings, r.dvv_openings), (3, 3));
+    assert!(r.first_open_disagreements.is_empty(), "{r:?}");
+    assert_eq!(r.dvv_only.len(), 1);
+    assert_eq!(r.dvv_only[0].opening_id, "stranger");
+    assert_eq!(r.gateway_only.len(), 1);
+    assert_eq!(
+        (
+            r.gateway_only[0].opening_id.as_str(),
+            r.gateway_only[0].is_final
+        ),
+        (o3.opening_id.as_str(), false),
+        "a pending opening is on its way, not a discrepancy yet"
+    );
+    assert_eq!(r.final_discrepancies, 1);
+    let (from, to) = month.bounds();
+    let statement_calls: Vec<String> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|q| q.path() == "/v1/statement")
+        .map(|q| q.target.clone())
+        .collect();
+    assert_eq!(statement_calls.len(), 2, "{statement_calls:?}");
+    let encoded = |t: chrono::DateTime<Utc>| ts(t).replace(':', "%3A");
+    assert!(
+        statement_calls[0].contains(&format!("from={}", encoded(from)))
+            && statement_calls[0].contains(&format!("to={}", encoded(to))),
+        "{statement_calls:?}"
+    );
+    let stored = store.ledger_openings(i64::MIN, i64::MAX).await.unwrap();
+    let first = stored
+        .iter()
+        .find(|o| o.opening_id == o1.opening_id)
+        .unwrap();
+    assert_eq!((first.first_open, first.settles_at), (Some(false), None));
+}
+
+#[tokio::test]
+async fn reconcile_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Outbox::open_in(dir.path()).await.unwrap();
+    reconcile_against_a_scripted_dvv(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
+async fn reconcile_on_postgres() {
+    let server = pg_server::require("reconcile_on_postgres");
+    let url = server.create_database("reconcile").await;
+    let settings = crate::config::PostgresConfig {
+        url: url.replace("?sslmode=disable", ""),
+        tls: crate::config::PostgresTls {
+            mode: crate::config::SslMode::Disable,
+            root_cert: None,
+            client: None,
+        },
+        password: None,
+        pool_size: 4,
+        owner_retry: Duration::from_millis(100),
+        owner_lease: Duration::from_secs(2),
+        claim: Duration::from_secs(30),
+    };
+    let store = crate::store::Store::new(std::sync::Arc::new(
+        crate::store::postgres::PgStore::connect(&settings)
+            .await
+            .unwrap(),
+    ));
+    reconcile_against_a_scripted_dvv(store).await;
+}

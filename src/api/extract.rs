@@ -84,7 +84,7 @@ impl FromRequestParts<SharedWindow> for Consented {
         let ctx = ctx_of(parts)?;
         let decision = consent_of(window, &citizen)
             .await
-            .map_err(|e| ctx.refuse(ApiError::from(e).with_fallback(&window.fallback_url)))?;
+            .map_err(|e| ctx.refuse(e.with_fallback(&window.fallback_url)))?;
         if let Some(consent_id) = decision.consent_id() {
             ctx.consent(consent_id);
         }

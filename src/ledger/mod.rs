@@ -11,7 +11,7 @@ mod report;
 mod retention;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use reconcile::{compare, reconcile, Item, Month, ReconcileError, Reconciliation};
 pub use report::{report, LedgerReport, MonthFigures, Period};

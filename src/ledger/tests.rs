@@ -236,12 +236,9 @@ fn months_parse_and_bound() {
     }
 }
 
-#[path = "../../tests/pg/mod.rs"]
-mod pg_server;
-
 /// `reconcile` end to end against a scripted DVV (real TLS on loopback) serving a two-page
 /// statement: the settled verdict is adopted, a DVV-only opening is final, a pending one is not.
-async fn reconcile_against_a_scripted_dvv(store: Outbox) {
+pub(crate) async fn reconcile_against_a_scripted_dvv(store: Outbox) {
     use std::sync::Arc;
 
     use crate::dvv::testing::{reply_json, reply_token, Script, TestServer};
@@ -331,31 +328,5 @@ async fn reconcile_against_a_scripted_dvv(store: Outbox) {
 async fn reconcile_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = Outbox::open_in(dir.path()).await.unwrap();
-    reconcile_against_a_scripted_dvv(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
-async fn reconcile_on_postgres() {
-    let server = pg_server::require("reconcile_on_postgres");
-    let url = server.create_database("reconcile").await;
-    let settings = crate::config::PostgresConfig {
-        url: url.replace("?sslmode=disable", ""),
-        tls: crate::config::PostgresTls {
-            mode: crate::config::SslMode::Disable,
-            root_cert: None,
-            client: None,
-        },
-        password: None,
-        pool_size: 4,
-        owner_retry: Duration::from_millis(100),
-        owner_lease: Duration::from_secs(2),
-        claim: Duration::from_secs(30),
-    };
-    let store = crate::store::Store::new(std::sync::Arc::new(
-        crate::store::postgres::PgStore::connect(&settings)
-            .await
-            .unwrap(),
-    ));
     reconcile_against_a_scripted_dvv(store).await;
 }

@@ -877,3 +877,13 @@ mod tls {
         }
     }
 }
+
+/// `ikkuna ledger reconcile`'s reads and writes on the shared store (the case itself is in
+/// `src/ledger/tests.rs`, where it also runs on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
+async fn postgres_reconciles_with_a_scripted_dvv() {
+    let server = pg_server::require("postgres_reconciles_with_a_scripted_dvv");
+    let url = server.create_database("reconcile").await;
+    crate::ledger::tests::reconcile_against_a_scripted_dvv(shared(&url).await).await;
+}

@@ -952,13 +952,20 @@ fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<String, Redirect> 
         .ok_or_else(|| Redirect::to("/"))
 }
 
-/// Ikkuna's refusal as a page: its reason, and the consent link when there is one.
+/// Ikkuna's refusal as a page: its reason, the consent link and the link to Suomi.fi Messages
+/// (where the mail can always be read) when there are.
 fn ikkuna_error(state: &AppState, status: StatusCode, body: &Value) -> Response {
     let reason = body["reason"].as_str().unwrap_or("Unexpected answer");
-    let link = body["consentServiceUrl"]
+    let mut link = body["consentServiceUrl"]
         .as_str()
         .map(|u| format!(" {}", consent_link(&state.sandbox_admin, u)))
         .unwrap_or_default();
+    if let Some(fallback) = body["fallbackUrl"].as_str() {
+        link.push_str(&format!(
+            r#" <a id="fallback" href="{}">Read your mail in Suomi.fi Messages</a>"#,
+            esc(fallback)
+        ));
+    }
     let mut response = page(
         "Error",
         &format!(

@@ -15,7 +15,7 @@ use crate::api::state::Window;
 use crate::citizen::{self, AssertionVerifier, VerifierSettings};
 use crate::config::{self, Config};
 use crate::consent::{ConsentCache, ConsentCacheSettings};
-use crate::dvv::{DvvClient, DvvError, OpeningReport};
+use crate::dvv::{DvvClient, OpeningReport};
 use crate::openings::{self, DelivererSettings, ReportError, ReportOutcome};
 use crate::server::{self, ConnectionLimits};
 
@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGateway> {
         outbox: outbox.clone(),
         recorded: Default::default(),
         consent_service_url: config.dvv.consent_service_url.to_string(),
+        fallback_url: config.dvv.fallback_url.to_string(),
         limits: rate_limits.clone(),
         audit: audit.clone(),
         webhooks: crate::webhooks::WebhookQueue::new(outbox.clone()),
@@ -339,7 +340,9 @@ fn spawn_event_pipelines(
     tasks
 }
 
-/// Reports openings through the DVV client: 201 and 409 both settle an opening.
+/// Reports openings through the DVV client: 201 and 409 both settle an opening. A failure is
+/// permanent only when DVV names a refusal the contract calls permanent
+/// ([`crate::dvv::OpeningRefusal`]); everything else is retried, since DVV may still accept it.
 struct DvvReporter(DvvClient);
 
 impl openings::OpeningReporter for DvvReporter {
@@ -358,10 +361,19 @@ impl openings::OpeningReporter for DvvReporter {
             Ok(answer) => Ok(ReportOutcome {
                 first_open: answer.value.first_open,
                 read_at: answer.value.read_at,
+                settles_at: (answer.value.first_open_status
+                    == crate::dvv::FirstOpenStatus::Provisional)
+                    .then_some(answer.value.settles_at),
             }),
-            Err(e) => Err(ReportError {
-                retryable: e.is_retryable() || matches!(e, DvvError::Unauthorized { .. }),
-                kind: e.kind(),
+            Err(e) => Err(match e.opening_refusal() {
+                Some(refusal) => ReportError {
+                    permanent: true,
+                    kind: refusal.label(),
+                },
+                None => ReportError {
+                    permanent: false,
+                    kind: e.kind(),
+                },
             }),
         }
     }

@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// The openings outbox: list openings DVV refused for good, or report them again.
+    Openings {
+        #[command(subcommand)]
+        command: OpeningsCommand,
+    },
     /// The audit trail: verify its hash chain, or find a citizen's pseudonym.
     Audit {
         #[command(subcommand)]
@@ -100,12 +105,53 @@ enum LedgerCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Compare a month (UTC) of this gateway's openings with DVV's statement: openings only DVV
+    /// has, only this gateway has, first-open disagreements, provisional verdicts. Exits non-zero
+    /// when a discrepancy is final.
+    Reconcile {
+        /// The month, YYYY-MM (UTC).
+        #[arg(long, value_parser = ikkuna::ledger::Month::parse)]
+        month: ikkuna::ledger::Month,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReconcileFormat,
+        /// The gateway's TOML configuration file (for its store and DVV connection).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ReportFormat {
     Json,
     Csv,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReconcileFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum OpeningsCommand {
+    /// List openings DVV refused for a reason the contract names permanent, one JSON object per
+    /// line (ids, times, reason; never an identity code).
+    Parked {
+        /// The gateway's TOML configuration file (for its store).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Report parked openings again (all of them, or those given with --id).
+    Replay {
+        /// A parked opening's id (from `parked`); repeat for several. Default: all.
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// The gateway's TOML configuration file (for its store).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +196,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Webhooks { command } => runtime.block_on(webhooks(command)),
+        Command::Openings { command } => runtime.block_on(openings(command)),
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox_cmd::run(args, &runtime),
     };
@@ -225,7 +272,45 @@ async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        LedgerCommand::Reconcile {
+            month,
+            format,
+            config,
+        } => {
+            ikkuna::tls_provider::install();
+            let loaded = config::load_from_process(&config)?;
+            let store = ikkuna::store::open(&loaded.store).await?;
+            let dvv = ikkuna::dvv::DvvClient::new(&loaded.dvv)?;
+            let outcome = ikkuna::ledger::reconcile(&store, &dvv, month).await?;
+            match format {
+                ReconcileFormat::Text => print!("{}", outcome.to_text()),
+                ReconcileFormat::Json => println!("{}", outcome.to_json()),
+                ReconcileFormat::Csv => print!("{}", outcome.to_csv()),
+            }
+            anyhow::ensure!(
+                outcome.is_clean(),
+                "{} final discrepancies with DVV's statement",
+                outcome.final_discrepancies
+            );
+            Ok(())
+        }
     }
+}
+
+async fn openings(command: OpeningsCommand) -> anyhow::Result<()> {
+    match command {
+        OpeningsCommand::Parked { config } => {
+            print!(
+                "{}",
+                ikkuna::openings::cli::parked(open_store(&config).await?).await?
+            );
+        }
+        OpeningsCommand::Replay { ids, config } => {
+            let store = open_store(&config).await?;
+            println!("{}", ikkuna::openings::cli::replay(store, &ids).await?);
+        }
+    }
+    Ok(())
 }
 
 async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {

@@ -481,6 +481,9 @@ async fn run(driver_bin: &Path, chromium: &Path) {
         .value
         .expect("Aino has a consent with provider-b")
         .consent_id;
+    b.get_message(&consent_b, elsewhere)
+        .await
+        .expect("provider-b reads the message");
     let report = OpeningReport {
         opening_id: uuid::Uuid::new_v4().to_string(),
         opened_at: chrono::Utc::now(),

@@ -50,6 +50,9 @@ async fn ledger_numbers_equal_what_dvv_recorded_with_a_second_provider_winning_s
         .expect("Aino has a consent with provider-b")
         .consent_id;
     for id in &messages[..2] {
+        b.get_message(&consent_b, *id)
+            .await
+            .expect("provider-b reads the message");
         let report = OpeningReport {
             opening_id: uuid::Uuid::new_v4().to_string(),
             opened_at: chrono::Utc::now(),

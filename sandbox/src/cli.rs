@@ -40,6 +40,10 @@ pub enum Command {
         /// Largest total of a reply's files, in bytes (default: 100 MiB).
         #[arg(long)]
         reply_max_total_bytes: Option<u64>,
+        /// The first-open settlement window in seconds (the contract's is 7 days; tests and
+        /// demos shorten it to see settled verdicts).
+        #[arg(long, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+        settlement_window_secs: u64,
     },
     /// Print a citizen assertion (JWT) signed by the sandbox operator's identity key.
     Token {
@@ -77,6 +81,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             canaries,
             reply_max_file_bytes,
             reply_max_total_bytes,
+            settlement_window_secs,
         } => {
             let mut opts = SandboxOptions::new(data_dir);
             opts.dvv_listen = dvv_listen;
@@ -84,6 +89,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             opts.token_ttl = Duration::from_secs(token_ttl);
             opts.seed = seed;
             opts.canaries = canaries;
+            opts.settlement_window = Duration::from_secs(settlement_window_secs);
             if let Some(bytes) = reply_max_file_bytes {
                 opts.reply_limits.max_file_bytes = bytes;
             }

@@ -62,6 +62,36 @@ impl ContinuationCodec {
         }
     }
 
+    /// Token for the statement page of `period` (`[from, to)` in ms) after the opening at
+    /// `(openedAt ms, openingId)`.
+    pub fn statement(&self, provider: &str, period: (i64, i64), after: &(i64, String)) -> String {
+        self.seal(&format!(
+            "s|{provider}|{}|{}|{}|{}",
+            period.0, period.1, after.0, after.1
+        ))
+    }
+
+    /// The position a statement token stands for, if genuine and for this provider and period.
+    pub fn open_statement(
+        &self,
+        token: &str,
+        provider: &str,
+        period: (i64, i64),
+    ) -> Option<(i64, String)> {
+        let payload = self.open(token)?;
+        let parts: Vec<&str> = payload.split('|').collect();
+        match parts.as_slice() {
+            ["s", p, from, to, ms, id]
+                if *p == provider
+                    && from.parse::<i64>().ok()? == period.0
+                    && to.parse::<i64>().ok()? == period.1 =>
+            {
+                Some((ms.parse().ok()?, (*id).to_owned()))
+            }
+            _ => None,
+        }
+    }
+
     fn seal(&self, payload: &str) -> String {
         let mac = self.key.mac(&[b"continuation", payload.as_bytes()]);
         format!(

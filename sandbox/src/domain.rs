@@ -16,12 +16,20 @@ use crate::model::{BodyFormat, ConsentState, MessageServiceType, ReplyAllowedBy}
 use crate::notifications::Notifications;
 use crate::seed::Seed;
 use crate::store::{
-    Applied, Attachment, Consent, FeedEvent, Message, Opening, Reply, Store, StoreCounts,
+    Applied, Attachment, Consent, FeedEvent, Message, Opening, Reply, Store, StoreCounts, Verdict,
 };
 use crate::time::{self, Timestamp};
 
-/// Events older than this are no longer served.
+/// Events older than this are no longer served; openings older than this are no longer taken.
 const EVENT_RETENTION: chrono::Duration = chrono::Duration::days(60);
+
+/// The contract's settlement window: a message's first-open verdict is provisional until this
+/// long after its `readAt`, and final from then on.
+pub const SETTLEMENT_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// The clock skew DVV tolerates on `openedAt`: up to this much before its first release of the
+/// content (counted as the release time) and after the report's arrival (counted as arrival).
+pub const OPENED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
 /// Why an operation was refused; the HTTP layers map each to one status.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +58,26 @@ pub enum DomainError {
     /// The receipt was already confirmed: the original answer.
     #[error("receipt already confirmed")]
     ReceiptAlreadyConfirmed(i64, Timestamp),
-    /// The opening id was used before by this provider: the original answer.
+    /// The opening id was used before by this provider: the opening as it stands.
     #[error("opening already reported")]
-    OpeningRepeated(Box<Opening>),
+    OpeningRepeated(Box<(Opening, Verdict)>),
+    /// `openedAt` lies outside every period in which the consent was active.
+    #[error("opened outside consent")]
+    OpenedOutsideConsent,
+    /// `openedAt` lies before DVV first released the content to this provider (beyond the
+    /// skew), or the content was never released to it: a backdated opening.
+    #[error("opened before content release")]
+    OpenedBeforeRelease,
+    /// `openedAt` lies after the report's arrival (beyond the skew): the reporter's clock runs
+    /// ahead; the same report succeeds later.
+    #[error("opened in the future")]
+    OpenedInFuture,
+    /// `openedAt` is older than the feed's retention.
+    #[error("opening outside retention")]
+    OpeningOutsideRetention,
+    /// No such opening (admin delete).
+    #[error("opening not found")]
+    OpeningNotFound,
     /// Unknown provider id.
     #[error("unknown provider")]
     UnknownProvider,
@@ -144,6 +169,18 @@ pub struct EventsPage {
     pub next: u64,
 }
 
+/// A position in a statement: `(openedAt in ms, openingId)` of the last opening seen.
+pub type StatementCursor = (i64, String);
+
+/// A statement page: the provider's openings with DVV's verdicts.
+#[derive(Clone, Debug)]
+pub struct StatementSlice {
+    /// Openings by reported `openedAt`, then `openingId`.
+    pub openings: Vec<(Opening, Verdict)>,
+    /// Where the next page starts; `None` when this page is the last.
+    pub next: Option<StatementCursor>,
+}
+
 struct Core {
     store: Store,
     journal: Journal,
@@ -156,8 +193,14 @@ pub struct Domain {
 
 impl Domain {
     /// Builds the state from the seed and replays the journal at `journal_path`.
-    pub fn open(journal_path: &Path, seed: &Seed, key: StateKey) -> anyhow::Result<Self> {
-        let mut store = Store::from_seed(seed, key);
+    /// `settlement_window` is [`SETTLEMENT_WINDOW`] unless a test shortens it.
+    pub fn open(
+        journal_path: &Path,
+        seed: &Seed,
+        key: StateKey,
+        settlement_window: chrono::Duration,
+    ) -> anyhow::Result<Self> {
+        let mut store = Store::from_seed(seed, key, settlement_window);
         let (journal, records) = Journal::open(journal_path)?;
         let mut skipped = 0usize;
         for record in &records {
@@ -318,9 +361,13 @@ impl Domain {
         consent_id: &str,
         message_id: i64,
     ) -> Result<Message, DomainError> {
-        let core = self.lock();
+        let mut core = self.lock();
         let citizen = active_consent(&core.store, provider, consent_id)?;
-        own_message(&core.store, citizen, message_id).cloned()
+        let message = own_message(&core.store, citizen, message_id)?.clone();
+        if !withheld(&message) {
+            release(&mut core, provider, message_id)?;
+        }
+        Ok(message)
     }
 
     /// One attachment's metadata, if its content may be served.
@@ -331,25 +378,34 @@ impl Domain {
         message_id: i64,
         attachment_id: i64,
     ) -> Result<Attachment, DomainError> {
-        let core = self.lock();
+        let mut core = self.lock();
         let citizen = active_consent(&core.store, provider, consent_id)?;
         let message = own_message(&core.store, citizen, message_id)?;
         // Withheld first: attachment ids of an unconfirmed message are not even confirmed.
         if withheld(message) {
             return Err(DomainError::ReceiptRequired);
         }
-        message
+        let attachment = message
             .attachments
             .iter()
             .find(|a| a.id == attachment_id)
             .cloned()
-            .ok_or(DomainError::AttachmentNotFound)
+            .ok_or(DomainError::AttachmentNotFound)?;
+        release(&mut core, provider, message_id)?;
+        Ok(attachment)
     }
 
-    /// Records an opening, arbitrating the first open across providers.
+    /// Records an opening, arbitrating the first open across providers by the earliest
+    /// corroborated `openedAt`.
     ///
-    /// A repeated `openingId` answers the original even after a revocation, so that a client
-    /// retrying a report whose answer it lost learns that it was recorded.
+    /// The rules, in order: the consent must be this provider's (404) and the message its
+    /// citizen's (404); a repeated `openingId` answers the opening as it stands, even after a
+    /// revocation, so that a client that lost an answer learns it was recorded; a `Verifiable`
+    /// message needs its receipt confirmed (403); `openedAt` may not lie after arrival beyond the
+    /// skew (422, temporary), nor before DVV's first release of the content to this provider
+    /// beyond the skew (422, permanent), nor beyond retention (422, permanent); and the consent
+    /// must have been active at the corroborated `openedAt`, even if revoked since (403,
+    /// permanent).
     pub fn report_opening(
         &self,
         provider: &str,
@@ -357,28 +413,111 @@ impl Domain {
         message_id: i64,
         opening_id: &str,
         opened_at: Timestamp,
-    ) -> Result<Opening, DomainError> {
+    ) -> Result<(Opening, Verdict), DomainError> {
         let mut core = self.lock();
-        core.store
+        let now = time::now();
+        let (citizen, consent) = core
+            .store
             .consent_by_id(consent_id, provider)
             .ok_or(DomainError::ConsentNotFound)?;
         if let Some(previous) = core.store.opening(provider, opening_id) {
-            return Err(DomainError::OpeningRepeated(Box::new(previous.clone())));
+            let verdict = core.store.verdict(previous);
+            return Err(DomainError::OpeningRepeated(Box::new((
+                previous.clone(),
+                verdict,
+            ))));
         }
-        let citizen = active_consent(&core.store, provider, consent_id)?;
         let message = own_message(&core.store, citizen, message_id)?;
         if withheld(message) {
             return Err(DomainError::ReceiptRequired);
+        }
+        if opened_at > now + OPENED_AT_SKEW {
+            return Err(DomainError::OpenedInFuture);
+        }
+        let release = core
+            .store
+            .release(provider, message_id)
+            .ok_or(DomainError::OpenedBeforeRelease)?;
+        if opened_at < release - OPENED_AT_SKEW {
+            return Err(DomainError::OpenedBeforeRelease);
+        }
+        if opened_at < now - EVENT_RETENTION {
+            return Err(DomainError::OpeningOutsideRetention);
+        }
+        let corroborated_at = opened_at.max(release).min(now);
+        if !consent.active_at(corroborated_at) {
+            return Err(DomainError::OpenedOutsideConsent);
         }
         let record = Record::OpeningReported {
             provider: provider.to_owned(),
             message_id,
             opening_id: opening_id.to_owned(),
             opened_at,
+            at: now,
+        };
+        match commit(&mut core, &record)? {
+            Applied::Opening(o) => {
+                let verdict = core.store.verdict(&o);
+                Ok((o, verdict))
+            }
+            _ => Err(inconsistent()),
+        }
+    }
+
+    /// One page of the provider's statement: its openings whose reported `openedAt` lies in
+    /// `[from, to)`, ordered by `openedAt` then `openingId`, after `after` when given, each with
+    /// DVV's verdict as it stands.
+    pub fn statement(
+        &self,
+        provider: &str,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<&StatementCursor>,
+        limit: usize,
+    ) -> StatementSlice {
+        let core = self.lock();
+        let mut list: Vec<&Opening> = core
+            .store
+            .openings()
+            .filter(|o| o.provider == provider && o.opened_at >= from && o.opened_at < to)
+            .filter(|o| {
+                after.is_none_or(|(ms, id)| {
+                    (o.opened_at.timestamp_millis(), &o.opening_id) > (*ms, id)
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| (a.opened_at, &a.opening_id).cmp(&(b.opened_at, &b.opening_id)));
+        let more = list.len() > limit;
+        list.truncate(limit);
+        let next = if more {
+            list.last()
+                .map(|o| (o.opened_at.timestamp_millis(), o.opening_id.clone()))
+        } else {
+            None
+        };
+        StatementSlice {
+            openings: list
+                .into_iter()
+                .map(|o| (o.clone(), core.store.verdict(o)))
+                .collect(),
+            next,
+        }
+    }
+
+    /// Deletes one opening at DVV's side (admin): the message's first open is arbitrated again
+    /// from the openings that remain. For tests that plant a reconciliation discrepancy.
+    pub fn delete_opening(&self, provider: &str, opening_id: &str) -> Result<(), DomainError> {
+        let mut core = self.lock();
+        if core.store.opening(provider, opening_id).is_none() {
+            return Err(DomainError::OpeningNotFound);
+        }
+        let record = Record::OpeningDeleted {
+            provider: provider.to_owned(),
+            opening_id: opening_id.to_owned(),
             at: time::now(),
         };
         match commit(&mut core, &record)? {
-            Applied::Opening(o) => Ok(o),
+            Applied::OpeningDeleted => Ok(()),
             _ => Err(inconsistent()),
         }
     }
@@ -576,9 +715,13 @@ impl Domain {
         list
     }
 
-    /// Every opening in arrival order.
-    pub fn openings(&self) -> Vec<Opening> {
-        self.lock().store.openings().cloned().collect()
+    /// Every opening in arrival order, with its verdict as it stands.
+    pub fn openings(&self) -> Vec<(Opening, Verdict)> {
+        let core = self.lock();
+        core.store
+            .openings()
+            .map(|o| (o.clone(), core.store.verdict(o)))
+            .collect()
     }
 
     /// Every known citizen with their consent state towards `provider`, seeded ones first in
@@ -611,6 +754,21 @@ impl Domain {
 fn commit(core: &mut Core, record: &Record) -> Result<Applied, DomainError> {
     core.journal.append(record)?;
     Ok(core.store.apply(record)?)
+}
+
+/// Records DVV's first release of a message's content to a provider (once; later releases
+/// change nothing and write nothing).
+fn release(core: &mut Core, provider: &str, message_id: i64) -> Result<(), DomainError> {
+    if core.store.release(provider, message_id).is_some() {
+        return Ok(());
+    }
+    let record = Record::ContentReleased {
+        provider: provider.to_owned(),
+        message_id,
+        at: time::now(),
+    };
+    commit(core, &record)?;
+    Ok(())
 }
 
 fn inconsistent() -> DomainError {

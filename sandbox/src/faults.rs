@@ -43,6 +43,10 @@ pub struct FaultPlan {
     pub paths: Vec<String>,
     /// Methods affected (upper case); empty means every method.
     pub methods: Vec<String>,
+    /// What an `errorRate` answer is instead of 503 `Service temporarily unavailable`: a status
+    /// and a `reason` (e.g. 403 `Consent revoked`, as a DVV without consent periods answered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_answer: Option<(u16, String)>,
     #[serde(skip)]
     until: Option<Instant>,
 }
@@ -87,6 +91,7 @@ impl FaultPlan {
             withhold_revocations: false,
             paths,
             methods: Vec::new(),
+            error_answer: None,
             until: Instant::now().checked_add(duration),
         }
     }
@@ -209,7 +214,12 @@ impl Faults {
         })
     }
 
-    /// Whether a plan in force withholds revocations from the events feed.
+    /// The status and reason the plan in force answers instead of 503, if it names one.
+    pub fn error_answer(&self) -> Option<(u16, String)> {
+        self.current().and_then(|p| p.error_answer)
+    }
+
+    /// Whether the plan in force withholds revocations from the feed.
     pub fn withholds_revocations(&self) -> bool {
         self.current().is_some_and(|p| p.withhold_revocations)
     }

@@ -77,6 +77,27 @@ pub enum Record {
         #[serde(with = "time::as_string")]
         at: Timestamp,
     },
+    /// DVV released a message's content (body or attachment) to a provider for the first time:
+    /// the earliest moment that provider's citizen can have opened it.
+    ContentReleased {
+        /// The provider it was released to.
+        provider: String,
+        /// The message.
+        message_id: i64,
+        /// When.
+        #[serde(with = "time::as_string")]
+        at: Timestamp,
+    },
+    /// An opening was deleted through the admin API (to plant a reconciliation discrepancy).
+    OpeningDeleted {
+        /// The reporting provider.
+        provider: String,
+        /// Its idempotency key.
+        opening_id: String,
+        /// When.
+        #[serde(with = "time::as_string")]
+        at: Timestamp,
+    },
     /// A citizen's reply to a message arrived complete through a provider.
     ReplyReceived {
         /// Provider that relayed it.

@@ -94,6 +94,9 @@ pub struct SandboxOptions {
     /// The authority answers each citizen's reply this long after it arrived (a new message in
     /// the thread); `None`: only when asked through the admin API.
     pub answer_replies_after: Option<Duration>,
+    /// The first-open settlement window (the contract's [`domain::SETTLEMENT_WINDOW`] unless a
+    /// test shortens it to see settled verdicts).
+    pub settlement_window: Duration,
 }
 
 impl SandboxOptions {
@@ -108,6 +111,9 @@ impl SandboxOptions {
             canaries: false,
             reply_limits: replies::ReplyLimits::default(),
             answer_replies_after: Some(DEFAULT_ANSWER_DELAY),
+            settlement_window: Duration::from_secs(
+                domain::SETTLEMENT_WINDOW.num_seconds().unsigned_abs(),
+            ),
         }
     }
 }
@@ -242,7 +248,14 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<RunningSandbox> {
     let provider_ids: Vec<String> = seed.providers.iter().map(|p| p.id.clone()).collect();
     let pki = pki::Pki::ensure(&dir, &provider_ids)?;
     let key = keys::StateKey::load_or_create(&dir.join("state.key"))?;
-    let domain = domain::Domain::open(&dir.join("journal.jsonl"), &seed, key.clone())?;
+    let settlement_window =
+        chrono::Duration::from_std(opts.settlement_window).unwrap_or(domain::SETTLEMENT_WINDOW);
+    let domain = domain::Domain::open(
+        &dir.join("journal.jsonl"),
+        &seed,
+        key.clone(),
+        settlement_window,
+    )?;
 
     let ports_path = dir.join("ports.json");
     let mut ports = ports::Ports::load(&ports_path)?;

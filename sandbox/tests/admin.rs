@@ -372,6 +372,9 @@ async fn restart_keeps_pki_ports_and_state() {
     let (id, _) = admin
         .new_message(json!({"endUserId": AINO, "title": "Before restart", "body": "x"}))
         .await;
+    a.get(&format!("/v1/consents/{aino}/messages/{id}"), &t)
+        .await
+        .expect(200);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let opening = a
         .post_json(

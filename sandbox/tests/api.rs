@@ -578,6 +578,19 @@ async fn openings_are_idempotent_and_mark_read_everywhere() {
         .unwrap();
     let path_a = format!("/v1/consents/{aino_a}/messages/{id}/openings");
     let path_b = format!("/v1/consents/{aino_b}/messages/{id}/openings");
+    // The content is released to provider-a before its citizen can open it.
+    let unreleased = a
+        .post_json(
+            &path_a,
+            &ta,
+            &json!({"openingId": "a-0", "openedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(unreleased.reason(), "Opened before content release");
+    a.get(&format!("/v1/consents/{aino_a}/messages/{id}"), &ta)
+        .await
+        .expect(200);
 
     let opened_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let first = a
@@ -590,6 +603,7 @@ async fn openings_are_idempotent_and_mark_read_everywhere() {
         .expect(201)
         .json();
     assert_eq!(first["firstOpen"], true);
+    assert_eq!(first["firstOpenStatus"], "Provisional");
     assert_eq!(first["openingId"], "a-1");
     assert_eq!(first["messageId"], id);
     assert!(ts_ok(&first["readAt"]));
@@ -636,6 +650,12 @@ async fn openings_are_idempotent_and_mark_read_everywhere() {
     // A message already read in DVV's own service is never a first open for a provider.
     let dvv_read = by_title(&msgs, "Tarkista väestötietosi");
     assert!(ts_ok(&dvv_read["readAt"]));
+    a.get(
+        &format!("/v1/consents/{aino_a}/messages/{}", dvv_read["messageId"]),
+        &ta,
+    )
+    .await
+    .expect(200);
     let r = a
         .post_json(
             &format!(
@@ -659,12 +679,32 @@ async fn openings_are_idempotent_and_mark_read_everywhere() {
         json!({"openingId": "x".repeat(65), "openedAt": opened_at}),
         json!({"openingId": "has space", "openedAt": opened_at}),
         json!({"openingId": "ok-1", "openedAt": "yesterday"}),
-        json!({"openingId": "ok-1", "openedAt": future}),
         json!({"openingId": "ok-1"}),
         json!({"openedAt": opened_at}),
     ] {
         a.post_json(&path_a, &ta, &body).await.expect(400);
     }
+    // A future `openedAt` (the reporter's clock ahead) and a backdated one are named refusals.
+    let r = a
+        .post_json(
+            &path_a,
+            &ta,
+            &json!({"openingId": "ok-1", "openedAt": future}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(r.reason(), "Opened in the future");
+    let backdated = (chrono::Utc::now() - chrono::Duration::seconds(600))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let r = a
+        .post_json(
+            &path_a,
+            &ta,
+            &json!({"openingId": "ok-2", "openedAt": backdated}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(r.reason(), "Opened before content release");
     let openings = h.admin.get("/admin/openings").await;
     let rows = openings.as_array().unwrap();
     assert_eq!(rows.len(), 4);
@@ -691,6 +731,12 @@ async fn two_providers_race_for_the_first_open() {
             .new_message(json!({"endUserId": AINO, "title": format!("Race {i}"), "body": "b"}))
             .await;
         ids.push(id);
+        a.get(&format!("/v1/consents/{aino_a}/messages/{id}"), &ta)
+            .await
+            .expect(200);
+        b.get(&format!("/v1/consents/{aino_b}/messages/{id}"), &tb)
+            .await
+            .expect(200);
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for id in &ids {
@@ -765,6 +811,9 @@ async fn events_feed_with_continuation() {
     )
     .await
     .expect(201);
+    a.get(&format!("/v1/consents/{aino_a}/messages/{id}"), &ta)
+        .await
+        .expect(200);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     a.post_json(
         &format!("/v1/consents/{aino_a}/messages/{id}/openings"),
@@ -900,10 +949,13 @@ async fn revoked_consent_forbids_every_message_call() {
         .await
         .json();
     let att = d["attachments"][0]["attachmentId"].as_i64().unwrap();
+    let read_before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     h.admin
         .post("/admin/consents/revoke", json!({"endUserId": AINO}))
         .await
         .expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for r in [
         a.get(&format!("/v1/consents/{aino}/messages"), &t).await,
@@ -914,15 +966,30 @@ async fn revoked_consent_forbids_every_message_call() {
             &t,
         )
         .await,
-        a.post_json(
+    ] {
+        assert_eq!(r.expect(403).reason(), "Consent revoked");
+    }
+    // An opening made after the revocation is refused for good; one made while the consent was
+    // active still counts, revoked since or not.
+    let r = a
+        .post_json(
             &format!("/v1/consents/{aino}/messages/{tax}/openings"),
             &t,
             &json!({"openingId": "r-1", "openedAt": now}),
         )
-        .await,
-    ] {
-        assert_eq!(r.expect(403).reason(), "Consent revoked");
-    }
+        .await
+        .expect(403);
+    assert_eq!(r.reason(), "Opened outside consent");
+    let accepted = a
+        .post_json(
+            &format!("/v1/consents/{aino}/messages/{tax}/openings"),
+            &t,
+            &json!({"openingId": "r-2", "openedAt": read_before}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(accepted["openedAt"], read_before.as_str());
     let v = a
         .post_json("/v1/consents/lookup", &t, &json!({"endUserId": AINO}))
         .await

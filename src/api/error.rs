@@ -32,6 +32,7 @@ pub struct ApiError {
 struct Details {
     trace_id: Option<String>,
     consent_service_url: Option<String>,
+    fallback_url: Option<String>,
     summary: Option<serde_json::Value>,
     content_range: Option<HeaderValue>,
     retry_after: Option<u64>,
@@ -45,6 +46,8 @@ struct ErrorBody<'a> {
     trace_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consent_service_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a serde_json::Value>,
 }
@@ -60,8 +63,9 @@ impl ApiError {
         }
     }
 
-    /// The citizen has no active consent: 403 with the link to DVV's consent service.
-    pub fn no_consent(revoked: bool, consent_service_url: &str) -> Self {
+    /// The citizen has no active consent: 403 with the link to DVV's consent service and the
+    /// link to Suomi.fi Messages, where the mail can always be read.
+    pub fn no_consent(revoked: bool, consent_service_url: &str, fallback_url: &str) -> Self {
         let reason = if revoked {
             "Consent revoked: the citizen has withdrawn this service's right to show their authority mail"
         } else {
@@ -69,7 +73,30 @@ impl ApiError {
         };
         let mut e = Self::new(StatusCode::FORBIDDEN, reason, "no_consent");
         e.details.consent_service_url = Some(consent_service_url.to_owned());
-        e
+        e.with_fallback(fallback_url)
+    }
+
+    /// Whether this refusal leaves the citizen without their mail in this window for now (no
+    /// consent, or DVV unavailable to this gateway), so the answer links to Suomi.fi Messages.
+    pub fn strands_citizen(&self) -> bool {
+        matches!(
+            self.kind,
+            "no_consent"
+                | "dvv_timeout"
+                | "dvv_unavailable"
+                | "dvv_5xx"
+                | "dvv_throttled"
+                | "dvv_auth"
+                | "dvv_invalid_response"
+        )
+    }
+
+    /// Adds the link to Suomi.fi Messages (`fallbackUrl`) when [`Self::strands_citizen`].
+    pub fn with_fallback(mut self, fallback_url: &str) -> Self {
+        if self.strands_citizen() {
+            self.details.fallback_url = Some(fallback_url.to_owned());
+        }
+        self
     }
 
     /// A `Verifiable` message whose receipt is not yet confirmed: 409 with its summary only.
@@ -383,6 +410,7 @@ impl IntoResponse for ApiError {
             reason: self.reason,
             trace_id: details.trace_id.as_deref(),
             consent_service_url: details.consent_service_url.as_deref(),
+            fallback_url: details.fallback_url.as_deref(),
             message: details.summary.as_ref(),
         };
         let json = serde_json::to_vec(&body)

@@ -84,7 +84,7 @@ impl FromRequestParts<SharedWindow> for Consented {
         let ctx = ctx_of(parts)?;
         let decision = consent_of(window, &citizen)
             .await
-            .map_err(|e| ctx.refuse(e))?;
+            .map_err(|e| ctx.refuse(e.with_fallback(&window.fallback_url)))?;
         if let Some(consent_id) = decision.consent_id() {
             ctx.consent(consent_id);
         }
@@ -101,14 +101,16 @@ impl FromRequestParts<SharedWindow> for Admitted {
     ) -> Result<Self, ApiError> {
         let Consented { decision, citizen } = Consented::from_request_parts(parts, window).await?;
         let ctx = ctx_of(parts)?;
-        let url = &window.consent_service_url;
+        let (url, fallback) = (&window.consent_service_url, &window.fallback_url);
         match decision {
             ConsentDecision::Active { consent_id } => Ok(Self {
                 consent_id,
                 citizen,
             }),
-            ConsentDecision::Revoked { .. } => Err(ctx.refuse(ApiError::no_consent(true, url))),
-            ConsentDecision::None => Err(ctx.refuse(ApiError::no_consent(false, url))),
+            ConsentDecision::Revoked { .. } => {
+                Err(ctx.refuse(ApiError::no_consent(true, url, fallback)))
+            }
+            ConsentDecision::None => Err(ctx.refuse(ApiError::no_consent(false, url, fallback))),
         }
     }
 }

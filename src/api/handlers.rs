@@ -287,9 +287,9 @@ pub(super) fn forget_if_revoked(
 ) -> ApiError {
     if e.is_consent_revoked() {
         window.consents.revoke(consent_id);
-        return ApiError::no_consent(true, &window.consent_service_url);
+        return ApiError::no_consent(true, &window.consent_service_url, &window.fallback_url);
     }
-    e.into()
+    ApiError::from(e).with_fallback(&window.fallback_url)
 }
 
 /// Fail closed: an opening that cannot be recorded (full or read-only disk) keeps the body in;

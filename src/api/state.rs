@@ -21,6 +21,8 @@ pub struct Window {
     pub recorded: super::opened::RecordedOpenings,
     /// Where a citizen grants or withdraws consent (DVV's service), linked from 403 answers.
     pub consent_service_url: String,
+    /// Suomi.fi Messages, linked from every refusal that leaves the citizen without mail here.
+    pub fallback_url: String,
     /// Rate limits per operator client, per citizen and toward DVV.
     pub limits: std::sync::Arc<crate::limits::Limits>,
     /// The tamper-evident audit trail, written as the last step of every access.

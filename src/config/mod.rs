@@ -208,6 +208,9 @@ pub struct DvvConfig {
     pub assertion_kid: Option<String>,
     /// Where citizens grant and revoke consents (linked in "no consent" answers).
     pub consent_service_url: Url,
+    /// Suomi.fi Messages, where the citizen can always read the mail (linked in every refusal
+    /// that leaves the citizen without mail here: no consent, revoked, DVV unavailable).
+    pub fallback_url: Url,
     /// Longest time to open a TCP connection to DVV.
     pub connect_timeout: Duration,
     /// Deadline of one logical call to DVV, retries included.

@@ -347,6 +347,7 @@ raw_sections! {
         token_renew_before_secs: u64,
         pool_idle_per_host: u64,
         max_attachment_streams: u64,
+        fallback_url: String,
     }
     /// `[assertions]`: how citizen assertions from the operator's identity service are verified.
     assertions => RawAssertions {

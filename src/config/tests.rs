@@ -94,6 +94,10 @@ fn sandbox_shape_parses_with_defaults() {
     assert_eq!(config.server.idle_timeout, Duration::from_millis(60_000));
     assert_eq!(config.admin.max_connections, 64);
     assert_eq!(config.dvv.max_attachment_streams, 256);
+    assert_eq!(
+        config.dvv.fallback_url.as_str(),
+        "https://www.suomi.fi/viestit"
+    );
     assert_eq!(config.dvv.base_url.as_str(), "https://127.0.0.1:41234/");
     assert_eq!(config.dvv.provider_id, "provider-a");
     assert_eq!(config.dvv.assertion_kid, None);
@@ -407,10 +411,11 @@ fn every_key_has_an_environment_variable() {
     // [store] 12 rather than 1 (+ backend, url, password_file, pool_size, owner_retry_ms,
     // owner_lease_ms, claim_ms, sslmode, ssl_root_cert, ssl_cert, ssl_key_file).
     // [server] 12 (+ drain_timeout_ms, write_idle_timeout_ms, idle_timeout_ms), [admin] 2
-    // (+ max_connections), [dvv] 15 (+ max_attachment_streams), [assertions] 11 (+ allowed_claims).
+    // (+ max_connections), [dvv] 16 (+ max_attachment_streams, fallback_url), [assertions] 11
+    // (+ allowed_claims).
     assert_eq!(
         keys.len(),
-        12 + 2 + 15 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1 + 5
+        12 + 2 + 16 + 11 + 3 + 12 + 5 + 7 + 2 + 3 + 9 + 1 + 5
     );
     assert_eq!(raw::env_var("dvv", "base_url"), "IKKUNA_DVV_BASE_URL");
     // Overriding every key at once with valid values yields a valid configuration.
@@ -420,9 +425,10 @@ fn every_key_has_an_environment_variable() {
             let value = match (*section, *key) {
                 ("server", "listen") => "127.0.0.1:1",
                 ("admin", "listen") => "127.0.0.1:2",
-                (_, "base_url") | (_, "consent_service_url") | (_, "jwks_url") => {
-                    "https://h.example"
-                }
+                (_, "base_url")
+                | (_, "consent_service_url")
+                | (_, "fallback_url")
+                | (_, "jwks_url") => "https://h.example",
                 (_, "jwks_file") => "",
                 (_, "algorithms") => "ES256",
                 (_, "accepted_acr") => "http://eidas.europa.eu/LoA/high",
@@ -900,4 +906,17 @@ fn a_reminder_clock_offset_is_for_a_local_sandbox_only() {
             .clock_offset,
         Duration::ZERO
     );
+}
+
+#[test]
+fn fallback_url_is_configurable_and_must_be_https() {
+    let env = env_of(&[("IKKUNA_DVV_FALLBACK_URL", "https://messages.example/read")]);
+    let config = Config::from_toml_str(SANDBOX_SHAPE, &env).expect("valid");
+    assert_eq!(
+        config.dvv.fallback_url.as_str(),
+        "https://messages.example/read"
+    );
+    let env = env_of(&[("IKKUNA_DVV_FALLBACK_URL", "http://messages.example/read")]);
+    let errors = Config::from_toml_str(SANDBOX_SHAPE, &env).unwrap_err();
+    assert!(errors.names("dvv.fallback_url"), "{errors}");
 }

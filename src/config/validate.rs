@@ -21,6 +21,9 @@ pub(super) mod pipelines;
 pub(super) mod reminders;
 pub(super) mod store;
 
+/// Suomi.fi Messages, where a citizen can always read their authority mail (`dvv.fallback_url`).
+const DEFAULT_FALLBACK_URL: &str = "https://www.suomi.fi/viestit";
+
 /// The smallest configuration that validates, shared by the section validators' tests.
 #[cfg(test)]
 const MINIMAL_TOML: &str = r#"
@@ -229,6 +232,13 @@ impl Checker {
         };
         let consent_service_url =
             self.https_url("dvv.consent_service_url", raw.consent_service_url);
+        let fallback_url = self.https_url(
+            "dvv.fallback_url",
+            Some(
+                raw.fallback_url
+                    .unwrap_or_else(|| DEFAULT_FALLBACK_URL.to_owned()),
+            ),
+        );
         let connect_timeout = self.millis(
             "dvv.connect_timeout_ms",
             raw.connect_timeout_ms,
@@ -283,6 +293,7 @@ impl Checker {
             assertion_key: SecretFile::unread(assertion_key?),
             assertion_kid: assertion_kid?,
             consent_service_url: consent_service_url?,
+            fallback_url: fallback_url?,
             connect_timeout: connect_timeout?,
             call_timeout: call_timeout?,
             body_idle_timeout: body_idle_timeout?,

@@ -28,7 +28,8 @@ use super::assertion::AssertionSigner;
 use super::body::IdleTimeout;
 use super::contract::{
     ConsentLookup, ConsentRecord, EventPage, MessageDetail, MessagePage, OpeningAnswer,
-    OpeningReport, ReceiptAnswer, ReplyPolicy, ReplyReceipt, TokenResponse,
+    OpeningReport, ReceiptAnswer, ReplyPolicy, ReplyReceipt, StatementPage, Timestamp,
+    TokenResponse,
 };
 use super::error::{DvvError, DvvSetupError};
 use super::retry::{jitter, RetryPolicy};
@@ -493,6 +494,30 @@ impl DvvClient {
         }
         let span = tracing::debug_span!("dvv", op = "events");
         self.get_json("events", Lane::Background, span, url).await
+    }
+
+    /// One page of this provider's statement: its openings whose reported `openedAt` lies in
+    /// `[from, to)`, with DVV's verdicts. Pass the returned token back with the same period.
+    pub async fn statement(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        continuation: Option<&str>,
+    ) -> Result<Upstream<StatementPage>, DvvError> {
+        let mut url = self.url(&["v1", "statement"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            let millis = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            query.append_pair("from", &millis(from));
+            query.append_pair("to", &millis(to));
+            query.append_pair("limit", "1000");
+            if let Some(token) = continuation {
+                query.append_pair("continuationToken", token);
+            }
+        }
+        let span = tracing::debug_span!("dvv", op = "statement");
+        self.get_json("statement", Lane::Background, span, url)
+            .await
     }
 
     /// Makes sure a valid access token is at hand (fetching one if needed), for `/readyz`: it

@@ -234,7 +234,16 @@ impl OpeningReport {
     }
 }
 
-/// DVV's answer to an opening report (201, or 409 carrying the original answer).
+/// Whether a first-open verdict can still change (`Provisional`, until `settlesAt`) or is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FirstOpenStatus {
+    /// The verdict may change until `settlesAt` (an earlier opening may still be reported).
+    Provisional,
+    /// The verdict is final.
+    Settled,
+}
+
+/// DVV's answer to an opening report (201, or 409 carrying the opening as it stands).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpeningAnswer {
@@ -242,15 +251,105 @@ pub struct OpeningAnswer {
     pub opening_id: String,
     /// The message.
     pub message_id: i64,
-    /// Whether this provider's window opened the message first (the compensation decision).
+    /// Whether this opening has the earliest corroborated `openedAt` of the message (the
+    /// compensation decision).
     pub first_open: bool,
-    /// The message's read time (set by its first opening, whichever window).
+    /// Whether that verdict may still change.
+    pub first_open_status: FirstOpenStatus,
+    /// When the verdict settles (`readAt` plus the contract's settlement window).
+    #[serde(serialize_with = "millis")]
+    pub settles_at: Timestamp,
+    /// The message's read time in every window (its first open's corroborated `openedAt`).
     #[serde(serialize_with = "millis")]
     pub read_at: Timestamp,
-    /// True when DVV answered 409: this opening id was reported before and this is the
-    /// original answer. Not part of the JSON.
+    /// True when DVV answered 409: this opening id was reported before. Not part of the JSON.
     #[serde(skip)]
     pub repeated: bool,
+}
+
+/// One line of DVV's statement: one of this provider's openings with DVV's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementEntry {
+    /// The opening id as reported.
+    pub opening_id: String,
+    /// The message.
+    pub message_id: i64,
+    /// `openedAt` as reported.
+    #[serde(serialize_with = "millis")]
+    pub opened_at: Timestamp,
+    /// Whether it is the message's first open.
+    pub first_open: bool,
+    /// Whether that verdict may still change.
+    pub first_open_status: FirstOpenStatus,
+    /// When the verdict settles.
+    #[serde(serialize_with = "millis")]
+    pub settles_at: Timestamp,
+    /// The message's read time in every window.
+    #[serde(serialize_with = "millis")]
+    pub read_at: Timestamp,
+}
+
+/// One page of `GET /v1/statement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementPage {
+    /// Openings by `openedAt`, then `openingId`.
+    pub openings: Vec<StatementEntry>,
+    /// Pass back (with the same period) for the next page; `None` on the last.
+    #[serde(default)]
+    pub continuation_token: Option<String>,
+}
+
+/// The refusals of an opening report that the contract names permanent: DVV will answer the
+/// same however often the opening is reported again. Every other failure (a future `openedAt`,
+/// a pending receipt, 400, 401, 429, 5xx, a lost connection) is not a verdict on the opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpeningRefusal {
+    /// 404 `Consent not found`: unknown, or another provider's.
+    ConsentNotFound,
+    /// 404 `Message not found`: not this citizen's message.
+    MessageNotFound,
+    /// 403 `Opened outside consent`: the consent was not active at the corroborated `openedAt`.
+    OpenedOutsideConsent,
+    /// 422 `Opened before content release`: backdated, or never released to this provider.
+    OpenedBeforeRelease,
+    /// 422 `Opening outside retention`: older than the feed's retention.
+    OutsideRetention,
+}
+
+impl OpeningRefusal {
+    /// Every permanent refusal with its status and DVV's exact `reason`.
+    const ALL: [(Self, u16, &'static str); 5] = [
+        (Self::ConsentNotFound, 404, "Consent not found"),
+        (Self::MessageNotFound, 404, "Message not found"),
+        (Self::OpenedOutsideConsent, 403, "Opened outside consent"),
+        (
+            Self::OpenedBeforeRelease,
+            422,
+            "Opened before content release",
+        ),
+        (Self::OutsideRetention, 422, "Opening outside retention"),
+    ];
+
+    /// The permanent refusal a status and reason name, if they name one.
+    pub fn from_answer(status: u16, reason: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(_, s, r)| *s == status && r.eq_ignore_ascii_case(reason.trim()))
+            .map(|(refusal, _, _)| *refusal)
+    }
+
+    /// A stable snake_case label (the parking reason in the store, logs and metrics).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ConsentNotFound => "consent_not_found",
+            Self::MessageNotFound => "message_not_found",
+            Self::OpenedOutsideConsent => "opened_outside_consent",
+            Self::OpenedBeforeRelease => "opened_before_release",
+            Self::OutsideRetention => "opening_outside_retention",
+        }
+    }
 }
 
 /// DVV's answer to a receipt confirmation (201, or 409 carrying the original answer).

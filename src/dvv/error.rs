@@ -150,6 +150,19 @@ impl DvvError {
         matches!(self, Self::Forbidden { reason, .. } if reason.eq_ignore_ascii_case(CONSENT_REVOKED_REASON))
     }
 
+    /// The refusal of an opening report that the contract names permanent, if this is one.
+    /// Anything else — including a 403 `Consent revoked` from a DVV that does not keep consent
+    /// periods — may still be accepted later, so the opening must be reported again.
+    pub fn opening_refusal(&self) -> Option<super::contract::OpeningRefusal> {
+        let (status, reason) = match self {
+            Self::NotFound { reason, .. } => (404, reason),
+            Self::Forbidden { reason, .. } => (403, reason),
+            Self::BadRequest { status, reason, .. } => (status.as_u16(), reason),
+            _ => return None,
+        };
+        super::contract::OpeningRefusal::from_answer(status, reason)
+    }
+
     /// Whether the same call may succeed if tried again later (transient failures). Within one
     /// call the client already retries these while its deadline allows; callers with their own
     /// retry loop (the openings outbox) use this to decide between "later" and "give up".
@@ -288,6 +301,64 @@ mod tests {
         assert_eq!(final_[1].to_string(), "refused by DVV: Consent revoked");
         assert!(!DvvError::Timeout { trace_id: None }.retry_within_call());
         assert!(!DvvError::BodyStalled { trace_id: None }.retry_within_call());
+    }
+
+    #[test]
+    fn only_the_named_permanent_refusals_of_an_opening_are_final() {
+        use crate::dvv::contract::OpeningRefusal;
+        let named = |status: u16, reason: &str| match status {
+            404 => DvvError::NotFound {
+                reason: reason.into(),
+                trace_id: None,
+            },
+            403 => DvvError::Forbidden {
+                reason: reason.into(),
+                trace_id: None,
+            },
+            s => DvvError::BadRequest {
+                status: StatusCode::from_u16(s).unwrap(),
+                reason: reason.into(),
+                trace_id: None,
+            },
+        };
+        let permanent = [
+            (404, "Consent not found", OpeningRefusal::ConsentNotFound),
+            (404, "Message not found", OpeningRefusal::MessageNotFound),
+            (
+                403,
+                "Opened outside consent",
+                OpeningRefusal::OpenedOutsideConsent,
+            ),
+            (
+                422,
+                "Opened before content release",
+                OpeningRefusal::OpenedBeforeRelease,
+            ),
+            (
+                422,
+                "Opening outside retention",
+                OpeningRefusal::OutsideRetention,
+            ),
+        ];
+        for (status, reason, refusal) in permanent {
+            assert_eq!(named(status, reason).opening_refusal(), Some(refusal));
+        }
+        let not_final = [
+            named(403, "Consent revoked"),
+            named(403, "Receipt confirmation required"),
+            named(422, "Opened in the future"),
+            named(400, "Request validation failed"),
+            named(422, "Opened outside consent"),
+            DvvError::Unauthorized { trace_id: None },
+            DvvError::Timeout { trace_id: None },
+            DvvError::Upstream5xx {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                trace_id: None,
+            },
+        ];
+        for e in &not_final {
+            assert_eq!(e.opening_refusal(), None, "{e:?}");
+        }
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub mod upload;
 pub use client::{AttachmentBody, AttachmentStream, DvvClient, Upstream};
 pub use contract::{
     AttachmentMeta, BodyFormat, ConsentRecord, ConsentState, Event, EventMetadata, EventPage,
-    EventType, MessageDetail, MessagePage, MessageServiceType, MessageSummary, OpeningAnswer,
-    OpeningReport, ReceiptAnswer, ReplyAllowedBy, ReplyFile, ReplyLimits, ReplyPolicy,
-    ReplyReceipt, Timestamp,
+    EventType, FirstOpenStatus, MessageDetail, MessagePage, MessageServiceType, MessageSummary,
+    OpeningAnswer, OpeningRefusal, OpeningReport, ReceiptAnswer, ReplyAllowedBy, ReplyFile,
+    ReplyLimits, ReplyPolicy, ReplyReceipt, StatementEntry, StatementPage, Timestamp,
 };
 pub use contract::{
     CustomisedNotification, Localised, MessageNotifications, ReminderPolicy, SenderDetails,

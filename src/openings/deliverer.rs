@@ -12,26 +12,31 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::store::worker::{self, Work, WorkerSettings};
-use crate::store::{PendingOpening, Store, StoreError};
+use crate::store::{DvvVerdict, PendingOpening, Store, StoreError};
 
 /// DVV's answer to a report: whether this operator's window was the first to open the message,
-/// and when DVV marked it read. A 201 and a 409 (the original answer repeated) both give one.
+/// when DVV marked it read, and whether that verdict may still change. A 201 and a 409 (the
+/// opening as it stands) both give one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportOutcome {
-    /// `firstOpen`: this report won the first-open arbitration (compensation depends on it).
+    /// `firstOpen`: this report has the earliest corroborated opening (compensation depends on it).
     pub first_open: bool,
     /// `readAt`: when the message became read, in any window.
     pub read_at: DateTime<Utc>,
+    /// While the verdict is provisional: when it settles. `None` when settled.
+    pub settles_at: Option<DateTime<Utc>>,
 }
 
-/// Why a report failed: whether trying again may help, and a stable label for logs and metrics
-/// (never content).
+/// Why a report failed, classified by the reasons the upstream contract names: `permanent` only
+/// for a refusal the contract says will never change (such an opening is parked); anything else —
+/// network errors, timeouts, 5xx, 429, 401, and every refusal the contract does not name
+/// permanent — is retried, because DVV may still accept the opening. `kind` is a stable label for
+/// logs, metrics and the parking reason (never content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("reporting the opening failed ({kind})")]
 pub struct ReportError {
-    /// True for network errors, timeouts, 5xx and 429; false for answers that will not change
-    /// (400, 403, 404).
-    pub retryable: bool,
+    /// True only for a refusal the contract names permanent.
+    pub permanent: bool,
     /// A stable snake_case label.
     pub kind: &'static str,
 }
@@ -168,12 +173,22 @@ async fn deliver_one<R: OpeningReporter>(
         .await;
     let stored = match outcome {
         Ok(answer) => {
-            tracing::debug!(opening_id = %opening.opening_id, first_open = answer.first_open, "opening delivered");
+            tracing::debug!(
+                opening_id = %opening.opening_id,
+                first_open = answer.first_open,
+                provisional = answer.settles_at.is_some(),
+                "opening delivered"
+            );
+            let verdict = DvvVerdict {
+                first_open: answer.first_open,
+                read_at: answer.read_at,
+                settles_at: answer.settles_at,
+            };
             outbox
-                .mark_delivered(&opening.opening_id, answer.first_open, answer.read_at)
+                .mark_delivered_with(&opening.opening_id, &verdict)
                 .await
         }
-        Err(error) if error.retryable => {
+        Err(error) if !error.permanent => {
             let delay = backoff(settings, opening.attempts.saturating_add(1));
             tracing::info!(
                 opening_id = %opening.opening_id,
@@ -190,7 +205,7 @@ async fn deliver_one<R: OpeningReporter>(
             tracing::warn!(
                 opening_id = %opening.opening_id,
                 kind = error.kind,
-                "opening refused by DVV for good; parked"
+                "opening refused by DVV for a reason the contract names permanent; parked"
             );
             outbox.park(&opening.opening_id, error.kind).await
         }

@@ -8,6 +8,7 @@
 //! anything else happens. Nothing here knows about HTTP, the DVV client or a database: the store
 //! ([`crate::store`]) holds the rows.
 
+pub mod cli;
 mod deliverer;
 mod probe;
 
@@ -15,7 +16,8 @@ mod probe;
 mod tests;
 
 pub use crate::store::{
-    OutboxStats, PendingOpening, RecordedOpening, StoreError, StoreStatus, DATABASE_FILE,
+    DvvVerdict, OutboxStats, ParkedOpening, PendingOpening, RecordedOpening, StoreError,
+    StoreStatus, DATABASE_FILE,
 };
 pub use deliverer::{
     spawn_deliverer, DelivererSettings, OpeningReporter, ReportError, ReportOutcome,

@@ -75,13 +75,14 @@ impl OpeningReporter for FakeDvv {
             Step::Ok { first_open } => Ok(ReportOutcome {
                 first_open,
                 read_at: opened_at,
+                settles_at: None,
             }),
             Step::Fail { retryable } => Err(ReportError {
-                retryable,
+                permanent: !retryable,
                 kind: if retryable {
                     "unavailable"
                 } else {
-                    "not_found"
+                    "message_not_found"
                 },
             }),
             Step::Slow(delay) => {
@@ -89,6 +90,7 @@ impl OpeningReporter for FakeDvv {
                 Ok(ReportOutcome {
                     first_open: true,
                     read_at: opened_at,
+                    settles_at: None,
                 })
             }
         };
@@ -267,7 +269,7 @@ async fn a_permanent_refusal_parks_the_opening_until_requeued() {
         .run(|c| Ok(c.query_row("SELECT last_error_kind FROM openings", [], |r| r.get(0))?))
         .await
         .unwrap();
-    assert_eq!(kind, "not_found");
+    assert_eq!(kind, "message_not_found");
 
     assert_eq!(outbox.requeue_parked().await.unwrap(), 1);
     until(&outbox, |s| s.delivered == 1 && s.parked == 0).await;
@@ -382,6 +384,7 @@ async fn the_store_holds_ids_and_times_only() {
         ("first_open", "INTEGER"),
         ("dvv_read_at", "INTEGER"),
         ("delivered_at", "INTEGER"),
+        ("verdict_settles_at", "INTEGER"),
     ];
     let columns: Vec<(&str, &str)> = columns
         .iter()
@@ -389,8 +392,8 @@ async fn the_store_holds_ids_and_times_only() {
         .collect();
     assert_eq!(columns, expected);
     assert_eq!(
-        version, 3,
-        "1: openings; 2: feed position, webhook queue, ledger retention; 3: reminders"
+        version, 4,
+        "1: openings; 2: feed position, webhook queue, ledger retention; 3: opening verdicts; 4: reminders"
     );
     let reminder_columns: Vec<(String, String)> = outbox
         .run(|c| {

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use super::error::StoreError;
 use super::ownership::Ownership;
 use super::types::{
-    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
-    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
-    ReminderDelivery,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, FiredReminder, LedgerOpening,
+    MonthFigures, NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery,
+    PendingOpening, RecordedOpening, ReminderChange, ReminderDelivery,
 };
 
 /// Applies one consent change published by another replica (the consent cache, in the gateway).
@@ -54,12 +54,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// Settles an opening with DVV's answer; one already delivered keeps its first answer.
+    /// Settles an opening with DVV's verdict; one already delivered keeps its first answer.
     async fn opening_delivered(
         &self,
         opening_id: &str,
-        first_open: bool,
-        read_at: DateTime<Utc>,
+        verdict: &DvvVerdict,
     ) -> Result<(), StoreError>;
     /// Records a failed attempt and when to try again.
     async fn opening_failed(
@@ -70,8 +69,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Parks an opening DVV refused for good.
     async fn park_opening(&self, opening_id: &str, error_kind: &str) -> Result<(), StoreError>;
-    /// Puts every parked opening back in line, due now; returns how many.
-    async fn requeue_parked_openings(&self) -> Result<usize, StoreError>;
+    /// Puts parked openings (those in `ids`, or all when empty) back in line, due now; returns
+    /// how many.
+    async fn replay_openings(&self, ids: &[String]) -> Result<usize, StoreError>;
+    /// Up to `limit` parked openings, oldest opened first.
+    async fn parked_openings(&self, limit: usize) -> Result<Vec<ParkedOpening>, StoreError>;
     /// Counts by state, first opens, the oldest pending opening's age.
     async fn opening_stats(&self) -> Result<OutboxStats, StoreError>;
     /// Commits a one-row heartbeat: proves a durable write goes through right now.
@@ -173,6 +175,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> Result<(Vec<MonthFigures>, Option<i64>), StoreError>;
     /// Deletes delivered openings opened before `cutoff` and records the cut-off; returns how many.
     async fn prune_ledger(&self, cutoff: i64) -> Result<usize, StoreError>;
+    /// Every opening opened in `[start, end)` (unix ms), by `opened_at` then id.
+    async fn ledger_openings(&self, start: i64, end: i64)
+        -> Result<Vec<LedgerOpening>, StoreError>;
+    /// Records DVV's settled verdicts `(opening id, firstOpen, readAt)` on delivered openings whose
+    /// stored verdict is still provisional; returns how many changed.
+    async fn adopt_settled_verdicts(
+        &self,
+        verdicts: &[(String, bool, DateTime<Utc>)],
+    ) -> Result<usize, StoreError>;
 
     // --- coordination between replicas ---
 

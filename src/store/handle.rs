@@ -18,9 +18,9 @@ use super::health::{StoreHealth, StoreStatus};
 use super::ownership::Ownership;
 use super::sqlite::{SqliteStore, DATABASE_FILE};
 use super::types::{
-    millis_before, now_millis, Committed, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
-    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
-    ReminderDelivery,
+    millis_before, now_millis, Committed, DeliveryCounts, DvvVerdict, FiredReminder, LedgerOpening,
+    MonthFigures, NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery,
+    PendingOpening, RecordedOpening, ReminderChange, ReminderDelivery,
 };
 
 /// Handle to the store. Cheap to clone; clones share the backend, the health, the wake-up
@@ -166,18 +166,33 @@ impl Store {
         self.inner.backend.next_opening_due_after(now).await
     }
 
-    /// Settles an opening with DVV's answer (a 201, or a 409 repeating the original). An opening
-    /// already delivered keeps its first answer.
+    /// Settles an opening with DVV's answer, a settled verdict (tests; see
+    /// [`Store::mark_delivered_with`]).
     pub async fn mark_delivered(
         &self,
         opening_id: &str,
         first_open: bool,
         read_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let verdict = DvvVerdict {
+            first_open,
+            read_at,
+            settles_at: None,
+        };
+        self.mark_delivered_with(opening_id, &verdict).await
+    }
+
+    /// Settles an opening with DVV's answer (a 201, or a 409 repeating it) and its verdict,
+    /// provisional or settled. An opening already delivered keeps its first answer.
+    pub async fn mark_delivered_with(
+        &self,
+        opening_id: &str,
+        verdict: &DvvVerdict,
+    ) -> Result<(), StoreError> {
         let outcome = self
             .inner
             .backend
-            .opening_delivered(opening_id, first_open, read_at)
+            .opening_delivered(opening_id, verdict)
             .await;
         self.observed(outcome)
     }
@@ -211,12 +226,23 @@ impl Store {
     /// Puts every parked opening back in line for delivery now (after an operator fixed the
     /// cause); returns how many. Wakes the deliverer.
     pub async fn requeue_parked(&self) -> Result<usize, StoreError> {
-        let outcome = self.inner.backend.requeue_parked_openings().await;
+        self.replay_openings(&[]).await
+    }
+
+    /// Puts parked openings (those in `ids`, or all when empty) back in line for delivery now;
+    /// returns how many. Wakes the deliverer (`ikkuna openings replay`).
+    pub async fn replay_openings(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let outcome = self.inner.backend.replay_openings(ids).await;
         let count = self.observed(outcome)?;
         if count > 0 {
             self.inner.openings_wake.notify_one();
         }
         Ok(count)
+    }
+
+    /// Up to `limit` parked openings, oldest opened first (`ikkuna openings parked`).
+    pub async fn parked_openings(&self, limit: usize) -> Result<Vec<ParkedOpening>, StoreError> {
+        self.inner.backend.parked_openings(limit).await
     }
 
     /// Counts by state, first opens, and the age of the oldest pending opening.
@@ -439,6 +465,28 @@ impl Store {
     /// Deletes delivered openings opened before `cutoff` (unix ms); returns how many.
     pub async fn prune_ledger(&self, cutoff: i64) -> Result<usize, StoreError> {
         let outcome = self.inner.backend.prune_ledger(cutoff).await;
+        self.observed(outcome)
+    }
+
+    /// Every opening opened in `[start, end)` (unix ms), for reconciliation with DVV.
+    pub async fn ledger_openings(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<LedgerOpening>, StoreError> {
+        self.inner.backend.ledger_openings(start, end).await
+    }
+
+    /// Records DVV's settled verdicts on openings whose stored verdict is provisional; returns
+    /// how many changed.
+    pub async fn adopt_settled_verdicts(
+        &self,
+        verdicts: &[(String, bool, DateTime<Utc>)],
+    ) -> Result<usize, StoreError> {
+        if verdicts.is_empty() {
+            return Ok(0);
+        }
+        let outcome = self.inner.backend.adopt_settled_verdicts(verdicts).await;
         self.observed(outcome)
     }
 

@@ -34,9 +34,10 @@ pub use health::StoreStatus;
 pub use ownership::{spawn_while_owner, Ownership};
 pub use sqlite::DATABASE_FILE;
 pub use types::{
-    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
-    NewReminder, OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening,
-    ReminderChange, ReminderDelivery,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, FiredReminder, LedgerOpening,
+    MonthFigures, NewDelivery, NewReminder, OpeningState, OutboxStats, ParkedDelivery,
+    ParkedOpening, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
+    ReminderDelivery,
 };
 
 use crate::config::{StoreBackend, StoreConfig};

@@ -359,12 +359,103 @@ async fn reminders_suite(store: Store) {
     assert_eq!(store.scheduled_reminders().await.unwrap(), 0);
 }
 
+/// Opening verdicts, parked openings and the reconciliation reads: a provisional verdict is
+/// stored with its settling time, listed for the ledger, replaced only by a settled one; parked
+/// openings are listed with their reason and replayed one by one or all at once.
+async fn verdicts_suite(store: Store) {
+    let mut ids = Vec::new();
+    for m in 1..=4 {
+        ids.push(store.record_opening("c-v", m).await.unwrap().opening_id);
+    }
+    let read_at = Utc::now();
+    let settles = read_at + chrono::TimeDelta::days(7);
+    let provisional = crate::store::DvvVerdict {
+        first_open: true,
+        read_at,
+        settles_at: Some(settles),
+    };
+    store
+        .mark_delivered_with(&ids[0], &provisional)
+        .await
+        .unwrap();
+    store.mark_delivered(&ids[1], false, read_at).await.unwrap();
+    store.park(&ids[2], "opened_outside_consent").await.unwrap();
+    store.park(&ids[3], "message_not_found").await.unwrap();
+
+    let all = store.ledger_openings(i64::MIN, i64::MAX).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let row = |id: &str| all.iter().find(|o| o.opening_id == id).unwrap().clone();
+    assert_eq!(row(&ids[0]).state, crate::store::OpeningState::Delivered);
+    assert_eq!(row(&ids[0]).first_open, Some(true));
+    assert_eq!(
+        row(&ids[0]).settles_at.map(|t| t.timestamp_millis()),
+        Some(settles.timestamp_millis())
+    );
+    assert_eq!(row(&ids[1]).settles_at, None);
+    assert_eq!(row(&ids[2]).state, crate::store::OpeningState::Parked);
+    assert_eq!(
+        row(&ids[2]).last_error.as_deref(),
+        Some("opened_outside_consent")
+    );
+    assert!(store.ledger_openings(0, 1).await.unwrap().is_empty());
+
+    // Only provisional verdicts are replaced, and only once.
+    let settled = vec![
+        (ids[0].clone(), false, read_at),
+        (ids[1].clone(), true, read_at),
+    ];
+    assert_eq!(store.adopt_settled_verdicts(&settled).await.unwrap(), 1);
+    assert_eq!(store.adopt_settled_verdicts(&settled).await.unwrap(), 0);
+    let all = store.ledger_openings(i64::MIN, i64::MAX).await.unwrap();
+    let row = |id: &str| all.iter().find(|o| o.opening_id == id).unwrap().clone();
+    assert_eq!(
+        (row(&ids[0]).first_open, row(&ids[0]).settles_at),
+        (Some(false), None)
+    );
+    assert_eq!(
+        row(&ids[1]).first_open,
+        Some(false),
+        "a settled verdict stays"
+    );
+
+    let parked = store.parked_openings(10).await.unwrap();
+    assert_eq!(parked.len(), 2);
+    let reasons: HashSet<_> = parked.iter().map(|p| p.reason.clone().unwrap()).collect();
+    assert_eq!(
+        reasons,
+        HashSet::from([
+            "opened_outside_consent".to_owned(),
+            "message_not_found".to_owned()
+        ])
+    );
+    assert!(parked
+        .iter()
+        .all(|p| p.attempts == 1 && p.opened_at.ends_with('Z')));
+    let json = serde_json::to_string(&parked[0]).unwrap();
+    assert!(
+        !json.contains("c-v"),
+        "no consent id in the listing: {json}"
+    );
+    assert_eq!(
+        store
+            .replay_openings(&[ids[2].clone(), "unknown".into()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.parked_openings(10).await.unwrap().len(), 1);
+    assert_eq!(store.replay_openings(&[]).await.unwrap(), 1);
+    assert!(store.parked_openings(10).await.unwrap().is_empty());
+    assert_eq!(store.stats().await.unwrap().pending, 2);
+}
+
 /// Every case of the suite, on one backend.
 async fn suite(
     open: impl Fn(&'static str) -> futures_util::future::BoxFuture<'static, Store>,
     shared: bool,
 ) {
     openings_suite(open("a").await).await;
+    verdicts_suite(open("e").await).await;
     feed_and_webhooks_suite(open("b").await).await;
     consent_log_suite(open("c").await, shared).await;
     side_effects_suite(open("d").await).await;
@@ -936,4 +1027,14 @@ mod tls {
             );
         }
     }
+}
+
+/// `ikkuna ledger reconcile`'s reads and writes on the shared store (the case itself is in
+/// `src/ledger/tests.rs`, where it also runs on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL binaries (apt-get install postgresql); run: cargo test --workspace -- --ignored --skip steady_load"]
+async fn postgres_reconciles_with_a_scripted_dvv() {
+    let server = pg_server::require("postgres_reconciles_with_a_scripted_dvv");
+    let url = server.create_database("reconcile").await;
+    crate::ledger::tests::reconcile_against_a_scripted_dvv(shared(&url).await).await;
 }

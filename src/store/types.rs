@@ -32,6 +32,81 @@ pub struct PendingOpening {
     pub attempts: u32,
 }
 
+/// DVV's first-open verdict on a delivered opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DvvVerdict {
+    /// Whether this operator's opening is the message's first open.
+    pub first_open: bool,
+    /// The message's `readAt` at DVV.
+    pub read_at: DateTime<Utc>,
+    /// While the verdict is provisional: when it settles. `None` once settled.
+    pub settles_at: Option<DateTime<Utc>>,
+}
+
+/// Where an opening stands in this gateway's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OpeningState {
+    /// Not yet accepted by DVV (retrying).
+    Pending,
+    /// Accepted by DVV.
+    Delivered,
+    /// Refused by DVV for a reason the contract names permanent.
+    Parked,
+}
+
+impl OpeningState {
+    /// From the stored text.
+    pub(crate) fn parse(text: &str) -> Self {
+        match text {
+            "delivered" => Self::Delivered,
+            "parked" => Self::Parked,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One opening as the ledger holds it (ids and times only), for reconciliation with DVV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerOpening {
+    /// The opening's id (DVV's idempotency key).
+    pub opening_id: String,
+    /// The message.
+    pub message_id: i64,
+    /// When it was opened, as reported.
+    pub opened_at: DateTime<Utc>,
+    /// Pending, delivered or parked.
+    pub state: OpeningState,
+    /// DVV's `firstOpen` answer, once delivered.
+    pub first_open: Option<bool>,
+    /// When the stored verdict settles, while it is provisional.
+    pub settles_at: Option<DateTime<Utc>>,
+    /// The last failure's kind (the parking reason for a parked opening).
+    pub last_error: Option<String>,
+}
+
+/// A parked opening as `ikkuna openings parked` lists it: ids, times and the reason, never a
+/// consent or an identity code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedOpening {
+    /// The opening's id (what `ikkuna openings replay --id` takes).
+    pub opening_id: String,
+    /// The message.
+    pub message_id: i64,
+    /// When the citizen opened it (RFC 3339).
+    pub opened_at: String,
+    /// Delivery attempts made.
+    pub attempts: u32,
+    /// The permanent reason DVV named (`opened_outside_consent`, ...).
+    pub reason: Option<String>,
+}
+
+/// A stored time as RFC 3339 with milliseconds.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Counts for metrics and readiness: ids and times only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxStats {

@@ -38,6 +38,10 @@ struct FaultBody {
     paths: Option<Paths>,
     #[serde(default)]
     methods: Vec<String>,
+    #[serde(default)]
+    error_status: Option<u16>,
+    #[serde(default)]
+    error_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,18 @@ pub async fn set(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
     );
     plan.withhold_revocations = body.withhold_revocations;
     plan.cut_upload_rate = body.cut_upload_rate;
+    plan.error_answer = match (body.error_status, body.error_reason) {
+        (None, None) => None,
+        (Some(status @ 400..=599), Some(reason)) if !reason.is_empty() && reason.len() <= 200 => {
+            Some((status, reason))
+        }
+        _ => {
+            return Err(ApiError::invalid_field(
+                "errorStatus",
+                "errorStatus (400 to 599) and errorReason (1 to 200 characters) go together",
+            ))
+        }
+    };
     plan.methods = body
         .methods
         .iter()

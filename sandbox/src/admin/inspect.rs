@@ -16,28 +16,64 @@ struct OpeningRow {
     provider_id: String,
     opening_id: String,
     first_open: bool,
+    first_open_status: &'static str,
     #[serde(with = "time::as_string")]
     opened_at: Timestamp,
     #[serde(with = "time::as_string")]
+    corroborated_opened_at: Timestamp,
+    #[serde(with = "time::as_string")]
     received_at: Timestamp,
+    #[serde(with = "time::as_string")]
+    read_at: Timestamp,
 }
 
 /// Every opening reported, in arrival order.
 pub fn openings(app: &App) -> Response<Body> {
+    let now = time::now();
     let rows: Vec<OpeningRow> = app
         .domain
         .openings()
         .into_iter()
-        .map(|o| OpeningRow {
+        .map(|(o, v)| OpeningRow {
             message_id: o.message_id,
             provider_id: o.provider,
             opening_id: o.opening_id,
-            first_open: o.first_open,
+            first_open: v.first_open,
+            first_open_status: if now >= v.settles_at {
+                "Settled"
+            } else {
+                "Provisional"
+            },
             opened_at: o.opened_at,
+            corroborated_opened_at: o.corroborated_at,
             received_at: o.received_at,
+            read_at: v.read_at,
         })
         .collect();
     json(StatusCode::OK, &rows)
+}
+
+/// `DELETE /admin/openings?providerId=&openingId=`: removes one opening at DVV's side, so that a
+/// test can plant a discrepancy for the operator's reconciliation to find.
+pub fn delete_opening(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let params = request::query(query)?;
+    let field = |name: &'static str| {
+        params
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::invalid_field(name, "is required"))
+    };
+    let (provider, opening_id) = (field("providerId")?, field("openingId")?);
+    app.domain
+        .delete_opening(provider, opening_id)
+        .map_err(|e| match e {
+            crate::domain::DomainError::OpeningNotFound => ApiError::not_found("Opening not found"),
+            _ => ApiError::internal(),
+        })?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"deleted": opening_id}),
+    ))
 }
 
 #[derive(Serialize)]

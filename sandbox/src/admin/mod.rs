@@ -49,8 +49,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
         "/admin/clock" => "GET, POST",
         "/admin/replies" => "GET",
         "/admin/replies/answer" => "POST",
-        "/admin/openings" | "/admin/receipts" | "/admin/calls" | "/admin/state"
-        | "/consent-service" | "/healthz" => "GET",
+        "/admin/openings" => "GET, DELETE",
+        "/admin/receipts" | "/admin/calls" | "/admin/state" | "/consent-service" | "/healthz" => {
+            "GET"
+        }
         _ => return Err(ApiError::not_found("No such resource")),
     };
     match (req.method().clone(), path.as_str()) {
@@ -63,6 +65,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiE
         (Method::POST, "/admin/faults") => faults::set(app, req).await,
         (Method::DELETE, "/admin/faults") => Ok(faults::clear(app)),
         (Method::GET, "/admin/openings") => Ok(inspect::openings(app)),
+        (Method::DELETE, "/admin/openings") => inspect::delete_opening(app, req.uri().query()),
         (Method::GET, "/admin/receipts") => Ok(inspect::receipts(app)),
         (Method::GET, "/admin/calls") => inspect::calls(app, req.uri().query()),
         (Method::GET, "/admin/state") => Ok(inspect::state(app)),

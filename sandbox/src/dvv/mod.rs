@@ -87,7 +87,14 @@ pub async fn handle(
         return Err(DropConnection);
     }
     let mut response = if action == FaultAction::Error {
-        ApiError::unavailable("Service temporarily unavailable", 1).into_response()
+        match app.faults.error_answer() {
+            Some((status, reason)) => ApiError::new(
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE),
+                reason,
+            )
+            .into_response(),
+            None => ApiError::unavailable("Service temporarily unavailable", 1).into_response(),
+        }
     } else {
         router::route(&app, &conn, req).await
     };
@@ -147,6 +154,20 @@ fn domain_error(e: DomainError) -> ApiError {
         DomainError::BadPosition => ApiError::bad_request("Invalid continuationToken"),
         DomainError::RepliesNotAllowed => ApiError::forbidden("Replies not allowed"),
         DomainError::ReplyNotFound => ApiError::not_found("Reply not found"),
+        DomainError::OpenedOutsideConsent => ApiError::forbidden("Opened outside consent"),
+        DomainError::OpenedBeforeRelease => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Opened before content release",
+        ),
+        DomainError::OpenedInFuture => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Opened in the future",
+        ),
+        DomainError::OpeningOutsideRetention => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Opening outside retention",
+        ),
+        DomainError::OpeningNotFound => ApiError::not_found("Opening not found"),
         DomainError::ReceiptAlreadyConfirmed(..)
         | DomainError::OpeningRepeated(_)
         | DomainError::ReplyRepeated(_) => {

@@ -24,6 +24,7 @@ enum Route {
     Events,
     ReplyPolicy(String, String),
     Replies(String, String),
+    Statement,
 }
 
 impl Route {
@@ -33,6 +34,7 @@ impl Route {
         Some(match segments.as_slice() {
             ["v1", "token"] => Route::Token,
             ["v1", "events"] => Route::Events,
+            ["v1", "statement"] => Route::Statement,
             ["v1", "consents", "lookup"] => Route::Lookup,
             ["v1", "consents", c, "messages"] => Route::Messages(own(c)),
             ["v1", "consents", c, "messages", m] => Route::Message(own(c), own(m)),
@@ -114,6 +116,7 @@ async fn dispatch(
         Route::Events => events::page(app, &provider, req.uri().query()),
         Route::ReplyPolicy(c, m) => replies::policy(app, &provider, &c, &m, req.headers()),
         Route::Replies(c, m) => replies::post(app, &provider, &c, &m, req).await,
+        Route::Statement => openings::statement(app, &provider, req.uri().query()),
     }
 }
 

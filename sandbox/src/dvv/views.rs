@@ -6,7 +6,7 @@ use crate::domain::withheld;
 use crate::journal::ReplyFile;
 use crate::model::{BodyFormat, ConsentState, EventType, MessageServiceType, ReplyAllowedBy};
 use crate::notifications::Notifications;
-use crate::store::{Attachment, Consent, FeedEvent, Message, Opening, Reply};
+use crate::store::{Attachment, Consent, FeedEvent, Message, Opening, Reply, Verdict};
 use crate::time::{self, Timestamp};
 
 /// Answer of the consent lookup.
@@ -189,26 +189,56 @@ impl From<&Attachment> for AttachmentView {
     }
 }
 
-/// Answer to an opening report.
+/// An opening with DVV's first-open verdict as it stands: the answer to a report (201 and
+/// 409) and one line of the statement.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpeningView {
     opening_id: String,
     message_id: i64,
+    #[serde(with = "time::as_string")]
+    opened_at: Timestamp,
+    #[serde(with = "time::as_string")]
+    corroborated_opened_at: Timestamp,
+    #[serde(with = "time::as_string")]
+    received_at: Timestamp,
     first_open: bool,
+    first_open_status: &'static str,
+    #[serde(with = "time::as_string")]
+    settles_at: Timestamp,
     #[serde(with = "time::as_string")]
     read_at: Timestamp,
 }
 
-impl From<&Opening> for OpeningView {
-    fn from(o: &Opening) -> Self {
+impl OpeningView {
+    /// The view of `opening` under `verdict`, settled or not as of `now`.
+    pub fn new(opening: &Opening, verdict: &Verdict, now: Timestamp) -> Self {
         Self {
-            opening_id: o.opening_id.clone(),
-            message_id: o.message_id,
-            first_open: o.first_open,
-            read_at: o.read_at,
+            opening_id: opening.opening_id.clone(),
+            message_id: opening.message_id,
+            opened_at: opening.opened_at,
+            corroborated_opened_at: opening.corroborated_at,
+            received_at: opening.received_at,
+            first_open: verdict.first_open,
+            first_open_status: if now >= verdict.settles_at {
+                "Settled"
+            } else {
+                "Provisional"
+            },
+            settles_at: verdict.settles_at,
+            read_at: verdict.read_at,
         }
     }
+}
+
+/// A statement page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementPage {
+    /// Openings, by `openedAt` then `openingId`.
+    pub openings: Vec<OpeningView>,
+    /// Token for the next page; `null` on the last.
+    pub continuation_token: Option<String>,
 }
 
 /// Answer to a receipt confirmation.

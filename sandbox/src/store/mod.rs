@@ -63,6 +63,27 @@ pub struct Consent {
     pub granted_at: Timestamp,
     /// When revoked, while revoked.
     pub revoked_at: Option<Timestamp>,
+    /// Every period in which the consent was active, oldest first (the last one open while
+    /// active): an opening counts when its time falls in one of them.
+    pub periods: Vec<ConsentPeriod>,
+}
+
+/// One stretch of time in which a consent was active: `[from, until)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsentPeriod {
+    /// Granted.
+    pub from: Timestamp,
+    /// Revoked; `None` while still active.
+    pub until: Option<Timestamp>,
+}
+
+impl Consent {
+    /// Whether the consent was active at `t` (in any of its periods).
+    pub fn active_at(&self, t: Timestamp) -> bool {
+        self.periods
+            .iter()
+            .any(|p| p.from <= t && p.until.is_none_or(|u| t < u))
+    }
 }
 
 /// A message and what happened to it.
@@ -84,10 +105,13 @@ pub struct Message {
     pub service_type: MessageServiceType,
     /// Delivery time.
     pub created_at: Timestamp,
-    /// First opening, in any window.
+    /// First opening, in any window: the earliest corroborated `openedAt` of the openings
+    /// that compete for first open (or DVV's own, seeded, reading).
     pub read_at: Option<Timestamp>,
-    /// Provider whose opening was first, if a provider's was.
-    pub first_opened_by: Option<String>,
+    /// When the citizen read it in DVV's own service (seeded), which competes like any opening.
+    pub own_read_at: Option<Timestamp>,
+    /// `(provider, openingId)` of the opening that is first, if a provider's is.
+    pub first_opening: Option<(String, String)>,
     /// Receipt confirmation, for verifiable messages.
     pub receipt: Option<Receipt>,
     /// Attachment metadata.
@@ -150,14 +174,27 @@ pub struct Opening {
     pub opening_id: String,
     /// Message opened.
     pub message_id: i64,
-    /// Whether this was the message's first opening anywhere.
-    pub first_open: bool,
     /// As reported.
     pub opened_at: Timestamp,
+    /// `openedAt` as DVV corroborated it: the reported time held within DVV's first release of
+    /// the content to this provider and the report's arrival. Arbitration uses this.
+    pub corroborated_at: Timestamp,
     /// When the report arrived.
     pub received_at: Timestamp,
-    /// The message's `readAt` after this opening.
+    /// Whether the report arrived before the message's first-open verdict settled, so that it
+    /// took part in the arbitration (a later one is recorded but never changes the verdict).
+    pub competes: bool,
+}
+
+/// A message's first-open verdict as it stands, for one opening.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether this opening is the message's first open.
+    pub first_open: bool,
+    /// The message's `readAt` (earliest corroborated opening anywhere).
     pub read_at: Timestamp,
+    /// When the verdict can no longer change: `readAt` plus the settlement window.
+    pub settles_at: Timestamp,
 }
 
 /// What applying a record changed.
@@ -173,6 +210,10 @@ pub enum Applied {
     Receipt(Timestamp),
     /// A reply was recorded.
     Reply(Reply),
+    /// A release of content to a provider was recorded (or had been before).
+    Released,
+    /// An opening was deleted (admin, to plant a discrepancy).
+    OpeningDeleted,
 }
 
 /// Why a record could not be applied (only seen when replaying an inconsistent journal).
@@ -193,6 +234,9 @@ pub enum ApplyError {
     /// The opening id was already used by this provider.
     #[error("duplicate opening")]
     DuplicateOpening,
+    /// No such opening to delete.
+    #[error("unknown opening")]
+    UnknownOpening,
     /// The receipt cannot be recorded.
     #[error("receipt not applicable")]
     Receipt,
@@ -218,6 +262,8 @@ pub struct Store {
     event_seq: u64,
     next_message_id: i64,
     next_attachment_id: i64,
+    releases: HashMap<(String, i64), Timestamp>,
+    settlement_window: chrono::Duration,
     key: StateKey,
     /// Replies by id: the message replied to.
     replies: HashMap<i64, i64>,
@@ -227,7 +273,7 @@ pub struct Store {
 
 impl Store {
     /// The state described by the seed, before any journal record.
-    pub fn from_seed(seed: &Seed, key: StateKey) -> Self {
+    pub fn from_seed(seed: &Seed, key: StateKey, settlement_window: chrono::Duration) -> Self {
         let mut store = Self {
             providers: seed
                 .providers
@@ -251,6 +297,8 @@ impl Store {
             event_seq: 0,
             next_message_id: FIRST_MESSAGE_ID,
             next_attachment_id: FIRST_ATTACHMENT_ID,
+            releases: HashMap::new(),
+            settlement_window,
             key,
             replies: HashMap::new(),
             reply_keys: HashMap::new(),
@@ -268,6 +316,13 @@ impl Store {
                     state: k.state,
                     granted_at: k.granted_at,
                     revoked_at: k.revoked_at,
+                    periods: vec![ConsentPeriod {
+                        from: k.granted_at,
+                        until: match k.state {
+                            ConsentState::Active => None,
+                            ConsentState::Revoked => Some(k.revoked_at.unwrap_or(k.granted_at)),
+                        },
+                    }],
                 };
                 store.consent_ids.insert(consent.id.clone(), key.clone());
                 store.consents.insert(key, consent);
@@ -300,7 +355,8 @@ impl Store {
                 service_type: m.service_type,
                 created_at: m.created_at,
                 read_at: m.read_at,
-                first_opened_by: None,
+                own_read_at: m.read_at,
+                first_opening: None,
                 receipt: m
                     .receipt_confirmed_at
                     .map(|at| Receipt { provider: None, at }),
@@ -349,6 +405,16 @@ impl Store {
                 reply,
                 at,
             } => self.apply_reply(provider, consent_id, idempotency_key, reply, *at),
+            Record::ContentReleased {
+                provider,
+                message_id,
+                at,
+            } => self.apply_release(provider, *message_id, *at),
+            Record::OpeningDeleted {
+                provider,
+                opening_id,
+                ..
+            } => self.apply_delete_opening(provider, opening_id),
         }
     }
 
@@ -438,10 +504,15 @@ impl Store {
             state: ConsentState::Revoked,
             granted_at: at,
             revoked_at: None,
+            periods: Vec::new(),
         });
         consent.state = ConsentState::Active;
         consent.granted_at = at;
         consent.revoked_at = None;
+        consent.periods.push(ConsentPeriod {
+            from: at,
+            until: None,
+        });
         let consent = consent.clone();
         self.consent_ids.insert(id.clone(), key);
         self.emit(provider, EventType::ConsentGranted, at, &id, None);
@@ -464,6 +535,9 @@ impl Store {
         };
         consent.state = ConsentState::Revoked;
         consent.revoked_at = Some(at);
+        if let Some(last) = consent.periods.last_mut() {
+            last.until.get_or_insert(at);
+        }
         let consent = consent.clone();
         self.emit(provider, EventType::ConsentRevoked, at, &consent.id, None);
         Ok(Applied::Consent(consent))
@@ -483,7 +557,8 @@ impl Store {
             service_type: m.message_service_type,
             created_at: at,
             read_at: None,
-            first_opened_by: None,
+            own_read_at: None,
+            first_opening: None,
             receipt: None,
             attachments: m
                 .attachments
@@ -547,30 +622,39 @@ impl Store {
         if self.openings.contains_key(&key) {
             return Err(ApplyError::DuplicateOpening);
         }
+        let window = self.settlement_window;
+        let release = self
+            .releases
+            .get(&(provider.to_owned(), message_id))
+            .copied();
         let message = self
             .messages
             .get_mut(&message_id)
             .ok_or(ApplyError::UnknownMessage)?;
-        let first_open = message.read_at.is_none();
-        if first_open {
-            // The citizen's own clock cannot put the reading before delivery or after arrival.
-            message.read_at = Some(opened_at.max(message.created_at).min(at));
-            message.first_opened_by = Some(provider.to_owned());
+        // Held within what DVV saw: not before its first release of the content to this
+        // provider (the delivery time when none is known, as in journals from before releases
+        // were recorded), not after the report arrived.
+        let floor = release.unwrap_or(message.created_at);
+        let corroborated_at = opened_at.max(floor).min(at);
+        let was_unread = message.read_at.is_none();
+        let competes = message.read_at.is_none_or(|r| at < r + window);
+        if competes && message.read_at.is_none_or(|r| corroborated_at < r) {
+            message.read_at = Some(corroborated_at);
+            message.first_opening = Some(key.clone());
         }
-        let read_at = message.read_at.unwrap_or(at);
         let citizen = message.citizen.clone();
         let opening = Opening {
             provider: provider.to_owned(),
             opening_id: opening_id.to_owned(),
             message_id,
-            first_open,
             opened_at,
+            corroborated_at,
             received_at: at,
-            read_at,
+            competes,
         };
         self.openings.insert(key.clone(), opening.clone());
         self.opening_order.push(key);
-        if first_open {
+        if was_unread {
             for (p, consent_id) in self.consents_of(&citizen, false) {
                 self.emit(
                     &p,
@@ -582,6 +666,64 @@ impl Store {
             }
         }
         Ok(Applied::Opening(opening))
+    }
+
+    fn apply_release(
+        &mut self,
+        provider: &str,
+        message_id: i64,
+        at: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        if self.provider(provider).is_none() {
+            return Err(ApplyError::UnknownProvider);
+        }
+        if !self.messages.contains_key(&message_id) {
+            return Err(ApplyError::UnknownMessage);
+        }
+        self.releases
+            .entry((provider.to_owned(), message_id))
+            .or_insert(at);
+        Ok(Applied::Released)
+    }
+
+    /// Removes an opening and arbitrates its message again from the openings that remain.
+    fn apply_delete_opening(
+        &mut self,
+        provider: &str,
+        opening_id: &str,
+    ) -> Result<Applied, ApplyError> {
+        let key = (provider.to_owned(), opening_id.to_owned());
+        let removed = self
+            .openings
+            .remove(&key)
+            .ok_or(ApplyError::UnknownOpening)?;
+        self.opening_order.retain(|k| k != &key);
+        let mut best: Option<(Timestamp, Timestamp, (String, String))> = None;
+        for k in &self.opening_order {
+            if let Some(o) = self.openings.get(k) {
+                if o.message_id == removed.message_id
+                    && o.competes
+                    && best
+                        .as_ref()
+                        .is_none_or(|b| (o.corroborated_at, o.received_at) < (b.0, b.1))
+                {
+                    best = Some((o.corroborated_at, o.received_at, k.clone()));
+                }
+            }
+        }
+        if let Some(message) = self.messages.get_mut(&removed.message_id) {
+            match (best, message.own_read_at) {
+                (Some((t, _, k)), own) if own.is_none_or(|own| t < own) => {
+                    message.read_at = Some(t);
+                    message.first_opening = Some(k);
+                }
+                (_, own) => {
+                    message.read_at = own;
+                    message.first_opening = None;
+                }
+            }
+        }
+        Ok(Applied::OpeningDeleted)
     }
 
     fn apply_receipt(
@@ -763,6 +905,31 @@ impl Store {
     pub fn opening(&self, provider: &str, opening_id: &str) -> Option<&Opening> {
         self.openings
             .get(&(provider.to_owned(), opening_id.to_owned()))
+    }
+
+    /// When DVV first released the message's content to the provider, if it has.
+    pub fn release(&self, provider: &str, message_id: i64) -> Option<Timestamp> {
+        self.releases
+            .get(&(provider.to_owned(), message_id))
+            .copied()
+    }
+
+    /// The first-open verdict for an opening as it stands now.
+    pub fn verdict(&self, opening: &Opening) -> Verdict {
+        let message = self.messages.get(&opening.message_id);
+        let read_at = message
+            .and_then(|m| m.read_at)
+            .unwrap_or(opening.corroborated_at);
+        let first_open = message.is_some_and(|m| {
+            m.first_opening
+                .as_ref()
+                .is_some_and(|(p, id)| p == &opening.provider && id == &opening.opening_id)
+        });
+        Verdict {
+            first_open,
+            read_at,
+            settles_at: read_at + self.settlement_window,
+        }
     }
 
     /// Every opening in arrival order.

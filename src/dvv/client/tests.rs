@@ -433,6 +433,7 @@ async fn openings_and_receipts_accept_201_and_409() {
         if path.ends_with("/openings") {
             let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
             let answer = json!({"openingId": body["openingId"], "messageId": 42, "firstOpen": true,
+                "firstOpenStatus": "Provisional", "settlesAt": "2026-11-28T10:00:00.000Z",
                 "readAt": "2026-11-21T10:00:00.000Z"});
             let status = if body["openingId"] == "open-1" {
                 201

@@ -14,9 +14,9 @@ use crate::store::backend::{Backend, ConsentSink};
 use crate::store::error::StoreError;
 use crate::store::ownership::Ownership;
 use crate::store::types::{
-    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
-    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
-    ReminderDelivery,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, FiredReminder, LedgerOpening,
+    MonthFigures, NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery,
+    PendingOpening, RecordedOpening, ReminderChange, ReminderDelivery,
 };
 
 #[async_trait]
@@ -55,10 +55,9 @@ impl Backend for PgStore {
     async fn opening_delivered(
         &self,
         opening_id: &str,
-        first_open: bool,
-        read_at: DateTime<Utc>,
+        verdict: &DvvVerdict,
     ) -> Result<(), StoreError> {
-        PgStore::opening_delivered(self, opening_id, first_open, read_at).await
+        PgStore::opening_delivered(self, opening_id, verdict).await
     }
 
     async fn opening_failed(
@@ -74,8 +73,12 @@ impl Backend for PgStore {
         PgStore::park_opening(self, opening_id, error_kind).await
     }
 
-    async fn requeue_parked_openings(&self) -> Result<usize, StoreError> {
-        PgStore::requeue_parked_openings(self).await
+    async fn replay_openings(&self, ids: &[String]) -> Result<usize, StoreError> {
+        PgStore::replay_openings(self, ids).await
+    }
+
+    async fn parked_openings(&self, limit: usize) -> Result<Vec<ParkedOpening>, StoreError> {
+        PgStore::parked_openings(self, limit).await
     }
 
     async fn opening_stats(&self) -> Result<OutboxStats, StoreError> {
@@ -200,6 +203,21 @@ impl Backend for PgStore {
         shutdown: watch::Receiver<bool>,
     ) -> (Ownership, JoinHandle<()>) {
         owner::spawn_owner_election((*self).clone(), shutdown)
+    }
+
+    async fn ledger_openings(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<LedgerOpening>, StoreError> {
+        PgStore::ledger_openings(self, start, end).await
+    }
+
+    async fn adopt_settled_verdicts(
+        &self,
+        verdicts: &[(String, bool, DateTime<Utc>)],
+    ) -> Result<usize, StoreError> {
+        PgStore::adopt_settled_verdicts(self, verdicts).await
     }
 
     fn spawn_consent_listener(

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_owner_lease_consent_changes.sql"),
     ),
     (
+        3,
+        "0003_opening_verdicts",
+        include_str!("../../../migrations/postgres/0003_opening_verdicts.sql"),
+    ),
+    (
         4,
         "0004_reminders",
         include_str!("../../../migrations/postgres/0004_reminders.sql"),

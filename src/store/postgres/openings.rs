@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use super::{pg_error, PgStore};
 use crate::store::error::StoreError;
 use crate::store::types::{
-    age, count, from_millis, millis_after, now_millis, OutboxStats, PendingOpening, RecordedOpening,
+    age, count, from_millis, millis_after, now_millis, rfc3339, DvvVerdict, LedgerOpening,
+    OpeningState, OutboxStats, ParkedOpening, PendingOpening, RecordedOpening,
 };
 
 impl PgStore {
@@ -116,20 +117,21 @@ impl PgStore {
     pub(crate) async fn opening_delivered(
         &self,
         opening_id: &str,
-        first_open: bool,
-        read_at: DateTime<Utc>,
+        verdict: &DvvVerdict,
     ) -> Result<(), StoreError> {
         self.client()
             .await?
             .execute(
                 "UPDATE openings SET state = 'delivered', first_open = $2, dvv_read_at = $3,
-                        delivered_at = $4, attempts = attempts + 1, last_error_kind = NULL
+                        delivered_at = $4, attempts = attempts + 1, last_error_kind = NULL,
+                        verdict_settles_at = $5
                  WHERE opening_id = $1 AND state <> 'delivered'",
                 &[
                     &opening_id,
-                    &first_open,
-                    &read_at.timestamp_millis(),
+                    &verdict.first_open,
+                    &verdict.read_at.timestamp_millis(),
                     &now_millis(),
+                    &verdict.settles_at.map(|t| t.timestamp_millis()),
                 ],
             )
             .await
@@ -180,18 +182,111 @@ impl PgStore {
         Ok(())
     }
 
-    /// See [`crate::store::Store::requeue_parked`].
-    pub(crate) async fn requeue_parked_openings(&self) -> Result<usize, StoreError> {
-        let n = self
+    /// See [`crate::store::Store::replay_openings`].
+    pub(crate) async fn replay_openings(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n = if ids.is_empty() {
+            client
+                .execute(
+                    "UPDATE openings SET state = 'pending', next_attempt_at = $1
+                     WHERE state = 'parked'",
+                    &[&now_millis()],
+                )
+                .await
+        } else {
+            client
+                .execute(
+                    "UPDATE openings SET state = 'pending', next_attempt_at = $1
+                     WHERE state = 'parked' AND opening_id = ANY($2)",
+                    &[&now_millis(), &ids],
+                )
+                .await
+        }
+        .map_err(pg_error)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// See [`crate::store::Store::parked_openings`].
+    pub(crate) async fn parked_openings(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<ParkedOpening>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
             .client()
             .await?
-            .execute(
-                "UPDATE openings SET state = 'pending', next_attempt_at = $1
-                 WHERE state = 'parked'",
-                &[&now_millis()],
+            .query(
+                "SELECT opening_id, message_id, opened_at, attempts, last_error_kind
+                 FROM openings WHERE state = 'parked' ORDER BY opened_at, opening_id LIMIT $1",
+                &[&limit],
             )
             .await
             .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| ParkedOpening {
+                opening_id: r.get(0),
+                message_id: r.get(1),
+                opened_at: rfc3339(r.get(2)),
+                attempts: u32::try_from(r.get::<_, i32>(3)).unwrap_or(0),
+                reason: r.get(4),
+            })
+            .collect())
+    }
+
+    /// See [`crate::store::Store::ledger_openings`].
+    pub(crate) async fn ledger_openings(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<LedgerOpening>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT opening_id, message_id, opened_at, state, first_open,
+                        verdict_settles_at, last_error_kind
+                 FROM openings WHERE opened_at >= $1 AND opened_at < $2
+                 ORDER BY opened_at, opening_id",
+                &[&start, &end],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerOpening {
+                opening_id: r.get(0),
+                message_id: r.get(1),
+                opened_at: from_millis(r.get(2)),
+                state: OpeningState::parse(r.get::<_, &str>(3)),
+                first_open: r.get(4),
+                settles_at: r.get::<_, Option<i64>>(5).map(from_millis),
+                last_error: r.get(6),
+            })
+            .collect())
+    }
+
+    /// See [`crate::store::Store::adopt_settled_verdicts`].
+    pub(crate) async fn adopt_settled_verdicts(
+        &self,
+        verdicts: &[(String, bool, DateTime<Utc>)],
+    ) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let mut n = 0u64;
+        for (id, first_open, read_at) in verdicts {
+            n += tx
+                .execute(
+                    "UPDATE openings SET first_open = $2, dvv_read_at = $3,
+                            verdict_settles_at = NULL
+                     WHERE opening_id = $1 AND state = 'delivered'
+                       AND verdict_settles_at IS NOT NULL",
+                    &[id, first_open, &read_at.timestamp_millis()],
+                )
+                .await
+                .map_err(pg_error)?;
+        }
+        tx.commit().await.map_err(pg_error)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 

@@ -23,9 +23,9 @@ use super::backend::{Backend, ConsentSink};
 use super::error::StoreError;
 use super::ownership::Ownership;
 use super::types::{
-    Committed, ConsentChange, DeliveryCounts, FiredReminder, MonthFigures, NewDelivery,
-    OutboxStats, ParkedDelivery, PendingDelivery, PendingOpening, RecordedOpening, ReminderChange,
-    ReminderDelivery,
+    Committed, ConsentChange, DeliveryCounts, DvvVerdict, FiredReminder, LedgerOpening,
+    MonthFigures, NewDelivery, OutboxStats, ParkedDelivery, ParkedOpening, PendingDelivery,
+    PendingOpening, RecordedOpening, ReminderChange, ReminderDelivery,
 };
 use commit::{commit_loop, lock, Job, Write};
 
@@ -141,10 +141,9 @@ impl Backend for SqliteStore {
     async fn opening_delivered(
         &self,
         opening_id: &str,
-        first_open: bool,
-        read_at: DateTime<Utc>,
+        verdict: &DvvVerdict,
     ) -> Result<(), StoreError> {
-        openings::delivered(self, opening_id, first_open, read_at).await
+        openings::delivered(self, opening_id, verdict).await
     }
 
     async fn opening_failed(
@@ -160,8 +159,12 @@ impl Backend for SqliteStore {
         openings::park(self, opening_id, error_kind).await
     }
 
-    async fn requeue_parked_openings(&self) -> Result<usize, StoreError> {
-        openings::requeue_parked(self).await
+    async fn replay_openings(&self, ids: &[String]) -> Result<usize, StoreError> {
+        openings::replay(self, ids).await
+    }
+
+    async fn parked_openings(&self, limit: usize) -> Result<Vec<ParkedOpening>, StoreError> {
+        openings::parked(self, limit).await
     }
 
     async fn opening_stats(&self) -> Result<OutboxStats, StoreError> {
@@ -280,6 +283,21 @@ impl Backend for SqliteStore {
 
     async fn prune_ledger(&self, cutoff: i64) -> Result<usize, StoreError> {
         feed::prune_ledger(self, cutoff).await
+    }
+
+    async fn ledger_openings(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<LedgerOpening>, StoreError> {
+        openings::ledger_openings(self, start, end).await
+    }
+
+    async fn adopt_settled_verdicts(
+        &self,
+        verdicts: &[(String, bool, DateTime<Utc>)],
+    ) -> Result<usize, StoreError> {
+        openings::adopt_settled(self, verdicts).await
     }
 
     fn spawn_owner_election(

@@ -7,7 +7,8 @@ use rusqlite::{params, OptionalExtension as _};
 use super::SqliteStore;
 use crate::store::error::StoreError;
 use crate::store::types::{
-    age, count, from_millis, now_millis, OutboxStats, PendingOpening, RecordedOpening,
+    age, count, from_millis, now_millis, rfc3339, DvvVerdict, LedgerOpening, OpeningState,
+    OutboxStats, ParkedOpening, PendingOpening, RecordedOpening,
 };
 
 pub(super) async fn record(
@@ -100,18 +101,20 @@ pub(super) async fn next_due_after(
 pub(super) async fn delivered(
     store: &SqliteStore,
     opening_id: &str,
-    first_open: bool,
-    read_at: DateTime<Utc>,
+    verdict: &DvvVerdict,
 ) -> Result<(), StoreError> {
     let opening_id = opening_id.to_owned();
-    let read_at = read_at.timestamp_millis();
+    let first_open = verdict.first_open;
+    let read_at = verdict.read_at.timestamp_millis();
+    let settles_at = verdict.settles_at.map(|t| t.timestamp_millis());
     store
         .write(move |conn| {
             conn.execute(
                 "UPDATE openings SET state = 'delivered', first_open = ?2, dvv_read_at = ?3,
-                        delivered_at = ?4, attempts = attempts + 1, last_error_kind = NULL
+                        delivered_at = ?4, attempts = attempts + 1, last_error_kind = NULL,
+                        verdict_settles_at = ?5
                  WHERE opening_id = ?1 AND state <> 'delivered'",
-                params![opening_id, first_open, read_at, now_millis()],
+                params![opening_id, first_open, read_at, now_millis(), settles_at],
             )?;
             Ok(())
         })
@@ -158,14 +161,102 @@ pub(super) async fn park(
         .await
 }
 
-pub(super) async fn requeue_parked(store: &SqliteStore) -> Result<usize, StoreError> {
+pub(super) async fn replay(store: &SqliteStore, ids: &[String]) -> Result<usize, StoreError> {
+    let ids = ids.to_vec();
     store
-        .write(|conn| {
-            Ok(conn.execute(
+        .write(move |conn| {
+            let now = now_millis();
+            if ids.is_empty() {
+                return Ok(conn.execute(
+                    "UPDATE openings SET state = 'pending', next_attempt_at = ?1
+                     WHERE state = 'parked'",
+                    params![now],
+                )?);
+            }
+            let mut stmt = conn.prepare_cached(
                 "UPDATE openings SET state = 'pending', next_attempt_at = ?1
-                 WHERE state = 'parked'",
-                params![now_millis()],
-            )?)
+                 WHERE state = 'parked' AND opening_id = ?2",
+            )?;
+            let mut n = 0;
+            for id in &ids {
+                n += stmt.execute(params![now, id])?;
+            }
+            Ok(n)
+        })
+        .await
+}
+
+pub(super) async fn parked(
+    store: &SqliteStore,
+    limit: usize,
+) -> Result<Vec<ParkedOpening>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    store
+        .run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT opening_id, message_id, opened_at, attempts, last_error_kind
+                 FROM openings WHERE state = 'parked' ORDER BY opened_at, opening_id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit], |r| {
+                Ok(ParkedOpening {
+                    opening_id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    opened_at: rfc3339(r.get(2)?),
+                    attempts: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+}
+
+pub(super) async fn ledger_openings(
+    store: &SqliteStore,
+    start: i64,
+    end: i64,
+) -> Result<Vec<LedgerOpening>, StoreError> {
+    store
+        .run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT opening_id, message_id, opened_at, state, first_open,
+                        verdict_settles_at, last_error_kind
+                 FROM openings WHERE opened_at >= ?1 AND opened_at < ?2
+                 ORDER BY opened_at, opening_id",
+            )?;
+            let rows = stmt.query_map(params![start, end], |r| {
+                Ok(LedgerOpening {
+                    opening_id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    opened_at: from_millis(r.get(2)?),
+                    state: OpeningState::parse(&r.get::<_, String>(3)?),
+                    first_open: r.get(4)?,
+                    settles_at: r.get::<_, Option<i64>>(5)?.map(from_millis),
+                    last_error: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+}
+
+pub(super) async fn adopt_settled(
+    store: &SqliteStore,
+    verdicts: &[(String, bool, DateTime<Utc>)],
+) -> Result<usize, StoreError> {
+    let verdicts = verdicts.to_vec();
+    store
+        .write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE openings SET first_open = ?2, dvv_read_at = ?3, verdict_settles_at = NULL
+                 WHERE opening_id = ?1 AND state = 'delivered'
+                   AND verdict_settles_at IS NOT NULL",
+            )?;
+            let mut n = 0;
+            for (id, first_open, read_at) in &verdicts {
+                n += stmt.execute(params![id, first_open, read_at.timestamp_millis()])?;
+            }
+            Ok(n)
         })
         .await
 }

@@ -18,7 +18,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_openings.sql"),
     include_str!("../../../migrations/sqlite/0002_feed_webhooks_ledger.sql"),
-    // Issue 20's reminder schedule; 0003 (issue 18) and 0004 (issue 19) go before it on merge.
+    include_str!("../../../migrations/sqlite/0003_opening_verdicts.sql"),
     include_str!("../../../migrations/sqlite/0004_reminders.sql"),
 ];
 

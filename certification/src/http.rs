@@ -187,6 +187,37 @@ impl Http {
         Ok(answer)
     }
 
+    /// An operator-API `POST` with a body of any type (a multipart reply), recorded like
+    /// [`Http::gateway`]'s calls for the checks over every answer.
+    pub async fn gateway_post(
+        &self,
+        base: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> anyhow::Result<Answer> {
+        let answer = self
+            .send("POST", &format!("{base}{path}"), headers, body)
+            .await?;
+        self.gateway_calls.fetch_add(1, Ordering::Relaxed);
+        let reason = (answer.status >= 400).then(|| {
+            answer.json()["reason"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_default()
+        });
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(Seen {
+                method: "POST".to_owned(),
+                path: path.to_owned(),
+                status: answer.status,
+                cache_control: answer.header("cache-control").map(str::to_owned),
+                reason,
+            });
+        }
+        Ok(answer)
+    }
+
     /// Any call; JSON body when given.
     pub async fn request(
         &self,
@@ -195,17 +226,29 @@ impl Http {
         headers: &[(String, String)],
         body: Option<&Value>,
     ) -> anyhow::Result<Answer> {
-        let mut req = http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
+        let mut headers = headers.to_vec();
         let bytes = match body {
             Some(b) => {
-                req = req.header("content-type", "application/json");
+                headers.push(("content-type".to_owned(), "application/json".to_owned()));
                 Bytes::from(b.to_string())
             }
             None => Bytes::new(),
         };
+        self.send(method, url, &headers, bytes).await
+    }
+
+    /// Any call with the body as given (its type among `headers`), within [`CALL_TIMEOUT`].
+    async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        bytes: Bytes,
+    ) -> anyhow::Result<Answer> {
+        let mut req = http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
         let req = req.body(Full::new(bytes))?;
         let call = async {
             let resp = self.client.request(req).await?;

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::contract::{BodyFormat, MessageDetail, MessagePage, MessageServiceType};
+use super::contract::{BodyFormat, MessageDetail, MessagePage, MessageServiceType, ReplyAllowedBy};
 
 /// An inbox page as the operator receives it: DVV's own bytes when they are already in the
 /// contract's canonical form, otherwise the typed page re-encoded.
@@ -94,6 +94,10 @@ struct Summary {
     message_service_type: MessageServiceType,
     receipt_confirmed_at: Nullable<Time>,
     attachment_count: u32,
+    reply_allowed_by: ReplyAllowedBy,
+    in_reply_to_message_id: Present<Option<i64>>,
+    // Only a message without replies is checked here; one with replies takes the typed path.
+    replies: [(); 0],
 }
 
 /// [`MessageDetail`] with its summary's fields written out (`flatten` cannot deny unknown fields).
@@ -109,6 +113,9 @@ struct Detail {
     message_service_type: MessageServiceType,
     receipt_confirmed_at: Nullable<Time>,
     attachment_count: u32,
+    reply_allowed_by: ReplyAllowedBy,
+    in_reply_to_message_id: Present<Option<i64>>,
+    replies: [(); 0],
     body_format: BodyFormat,
     body: Nullable<Text>,
     attachments: Vec<Attachment>,
@@ -123,6 +130,12 @@ struct Attachment {
     media_type: Text,
     size: u64,
 }
+
+/// A field that must be present even where its value may be `null` (serde would take a missing
+/// `Option` field as `None`).
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Present<T>(T);
 
 /// A JSON string: parsed and checked by serde_json, not kept.
 struct Text;
@@ -251,7 +264,8 @@ mod tests {
         json!({
             "messageId": 7, "senderName": "Verohallinto \u{e4}", "title": "P\u{e4}\u{e4}t\u{f6}s \"1\"",
             "createdAt": "2026-11-21T10:00:00.000Z", "readAt": null,
-            "messageServiceType": "Normal", "receiptConfirmedAt": null, "attachmentCount": 1
+            "messageServiceType": "Normal", "receiptConfirmedAt": null, "attachmentCount": 1,
+            "replyAllowedBy": "No one", "inReplyToMessageId": null, "replies": []
         })
     }
 

@@ -10,6 +10,7 @@ pub mod iso;
 mod notifications;
 mod openings;
 mod own;
+mod replies;
 mod store;
 mod trace;
 pub mod transport;
@@ -71,6 +72,8 @@ pub const ALL: &[&str] = &[
     "limits-burst",
     "openings-none-for-listed",
     "notify-hidden-sender",
+    "replies-refused-when-not-allowed",
+    "replies-once-per-key",
     "webhooks-ids-only",
     "webhooks-signed",
     "metrics-clean",
@@ -104,6 +107,8 @@ pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
         "iso-revocation-mid-download" => iso::revocation_mid_download(ctx).await,
         "operator-client-cert" => transport::operator_client_cert(ctx).await,
         "webhooks-ids-only" => hooks::ids_only(ctx).await,
+        "replies-refused-when-not-allowed" => replies::refused_when_not_allowed(ctx).await,
+        "replies-once-per-key" => replies::once_per_key(ctx).await,
         "notify-hidden-sender" => notifications::hidden_sender(ctx).await,
         "webhooks-signed" => hooks::signed(ctx).await,
         "api-error-shape" => hooks::error_shape(ctx).await,

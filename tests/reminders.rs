@@ -129,13 +129,19 @@ async fn two_weeks_pass_and_exactly_the_due_reminders_arrive_none_for_mail_read_
     admin_ok(&h, "/admin/consents/revoke", json!({"endUserId": EMMA})).await;
     admin_ok(&h, "/admin/clock", json!({"advanceSecs": DAY})).await;
     dvv_days += 1;
+    // The other window's citizen reads the message (DVV releases it, on DVV's moved clock),
+    // then its opening is reported at that moment of DVV's clock.
+    other_window
+        .get_message(&aino_at_b, read_elsewhere)
+        .await
+        .expect("provider-b reads the message");
     other_window
         .report_opening(
             &aino_at_b,
             read_elsewhere,
             &OpeningReport {
                 opening_id: "reminder-test-read-elsewhere".into(),
-                opened_at: chrono::Utc::now(),
+                opened_at: chrono::Utc::now() + chrono::TimeDelta::days(dvv_days),
             },
         )
         .await
@@ -164,12 +170,16 @@ async fn two_weeks_pass_and_exactly_the_due_reminders_arrive_none_for_mail_read_
     // The citizen reads the normal message in the other window on day 8; a message that needs
     // a receipt arrives (reminded on day 11 and day 14).
     other_window
+        .get_message(&aino_at_b, normal)
+        .await
+        .expect("provider-b reads the message");
+    other_window
         .report_opening(
             &aino_at_b,
             normal,
             &OpeningReport {
                 opening_id: "reminder-test-read-on-day-8".into(),
-                opened_at: chrono::Utc::now(),
+                opened_at: chrono::Utc::now() + chrono::TimeDelta::days(dvv_days),
             },
         )
         .await

@@ -459,7 +459,7 @@ async fn suite(
     feed_and_webhooks_suite(open("b").await).await;
     consent_log_suite(open("c").await, shared).await;
     side_effects_suite(open("d").await).await;
-    reminders_suite(open("e").await).await;
+    reminders_suite(open("f").await).await;
 }
 
 #[tokio::test]

@@ -289,6 +289,12 @@ async fn a_reply_with_a_file_reaches_dvv_audited_once_and_comes_back_as_a_thread
         String::from_utf8_lossy(&again.body)
     );
     assert_eq!(again.json()["replyId"], reply_id);
+    assert!(
+        again.json()["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "a 409 in the house style carries a reason"
+    );
     assert_eq!(dvv_replies(&h).await.len(), 1);
     assert_eq!(
         dvv_reply_posts(&h).await,

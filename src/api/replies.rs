@@ -208,10 +208,21 @@ fn upstream_refusal(window: &super::state::Window, consent_id: &str, e: DvvError
     }
 }
 
-/// The 409 of a repeated key: the original receipt, as the house style answers a repetition.
+/// The 409 of a repeated key: the original receipt, with the `reason` every error of the house
+/// style carries.
 fn repeated(ctx: &Ctx, original: &ReplyReceipt, trace_id: Option<&str>) -> Response {
-    json_no_store(ctx, StatusCode::CONFLICT, original, trace_id)
+    let mut body = serde_json::to_value(original).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert(
+            "reason".to_owned(),
+            serde_json::Value::from(REPEATED_REASON),
+        );
+    }
+    json_no_store(ctx, StatusCode::CONFLICT, &body, trace_id)
 }
+
+/// The reason of a repeated reply's 409.
+const REPEATED_REASON: &str = "Reply already sent with this Idempotency-Key";
 
 /// Notes the reply's evidence for the audit record: ids, sizes and hashes only.
 fn note(ctx: &Ctx, reply_id: Option<i64>, tally: &[PartTally]) {

@@ -485,10 +485,13 @@ async fn dvv_cutting_failing_slow_or_down_is_a_clear_error_and_never_two_replies
 
     // DVV records the reply but the answer is lost: the retry learns the original (409).
     fault(json!({"durationMs": 60000, "loseAnswerRate": 1.0, "paths": replies_path, "methods": ["POST"]})).await;
-    let a = post_reply(&h, &client, open, &token, "k-lost", file(), None)
-        .await
-        .expect("answer");
-    assert!(a.status >= 500, "{}", a.status);
+    match post_reply(&h, &client, open, &token, "k-lost", file(), None).await {
+        Ok(a) => assert!(a.status >= 500, "{}", a.status),
+        // On a loaded machine the gateway's 502 (and its close) can overtake the last chunks of
+        // the client's write: the client then sees a broken pipe instead of the answer. What
+        // this step proves is the retry below: one reply at DVV, answered with the original.
+        Err(e) => assert!(e.contains("BodyWrite") || e.contains("Broken pipe"), "{e}"),
+    }
     h.sandbox_admin("DELETE", "/admin/faults", None).await;
     let a = post_reply(&h, &client, open, &token, "k-lost", file(), None)
         .await

@@ -306,7 +306,6 @@ fn epoch_secs() -> f64 {
 /// `strace` attached to every thread of the gateway.
 struct Tracer {
     child: tokio::process::Child,
-    pid: u32,
 }
 
 impl Tracer {
@@ -322,7 +321,7 @@ impl Tracer {
             .kill_on_drop(true)
             .spawn()
             .context("strace is not available (install it to check durability order)")?;
-        let mut tracer = Tracer { child, pid };
+        let mut tracer = Tracer { child };
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = tracer.child.try_wait() {
@@ -352,7 +351,6 @@ impl Tracer {
         {
             let _ = self.child.kill().await;
         }
-        let _ = self.pid;
     }
 }
 

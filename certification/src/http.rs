@@ -166,6 +166,13 @@ impl Http {
         let answer = self
             .request(method, &format!("{base}{path}"), &headers, None)
             .await?;
+        self.record(method, path, &answer);
+        Ok(answer)
+    }
+
+    /// Counts an operator-API answer (`HEAD` excepted) and keeps it for the checks that judge
+    /// every answer of the run.
+    fn record(&self, method: &str, path: &str, answer: &Answer) {
         if method != "HEAD" {
             self.gateway_calls.fetch_add(1, Ordering::Relaxed);
         }
@@ -184,7 +191,6 @@ impl Http {
                 reason,
             });
         }
-        Ok(answer)
     }
 
     /// An operator-API `POST` with a body of any type (a multipart reply), recorded like
@@ -199,22 +205,7 @@ impl Http {
         let answer = self
             .send("POST", &format!("{base}{path}"), headers, body)
             .await?;
-        self.gateway_calls.fetch_add(1, Ordering::Relaxed);
-        let reason = (answer.status >= 400).then(|| {
-            answer.json()["reason"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_default()
-        });
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.push(Seen {
-                method: "POST".to_owned(),
-                path: path.to_owned(),
-                status: answer.status,
-                cache_control: answer.header("cache-control").map(str::to_owned),
-                reason,
-            });
-        }
+        self.record("POST", path, &answer);
         Ok(answer)
     }
 

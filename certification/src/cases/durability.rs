@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cases::iso::{host_port, tls, Tls};
+use crate::cases::iso::{host_port, status_and_length, tls, Tls};
 use crate::ctx::{Ctx, Msg};
 use crate::outcome::{Outcome, Verdict};
 
@@ -262,19 +262,10 @@ async fn read_answer(stream: &mut Tls) -> anyhow::Result<(u16, Vec<u8>)> {
     loop {
         let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
         if let Some(end) = head_end {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok());
+            let (status, length) = status_and_length(&buf[..end]);
             let body = &buf[end..];
             let complete = match length {
-                Some(n) => body.len() >= n,
+                Some(n) => body.len() as u64 >= n,
                 None => body.ends_with(b"0\r\n\r\n"),
             };
             if complete {

@@ -62,6 +62,21 @@ pub(crate) async fn tls(ctx: &Ctx, alpn: &[u8]) -> anyhow::Result<Tls> {
     Ok(tokio::time::timeout(Duration::from_secs(10), connector.connect(name, stream)).await??)
 }
 
+/// The status and `Content-Length` (when given) of an HTTP/1.1 answer head.
+pub(crate) fn status_and_length(head: &[u8]) -> (u16, Option<u64>) {
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let length = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok());
+    (status, length)
+}
+
 /// A download over its own TLS connection, read exactly as fast as the case wants.
 pub struct RawDownload {
     stream: Tls,
@@ -99,16 +114,7 @@ impl RawDownload {
                 break i + 4;
             }
         };
-        let text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let length = text
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok());
+        let (status, length) = status_and_length(&head[..body_start]);
         Ok(Self {
             stream,
             status,

@@ -151,7 +151,10 @@ enum Outcome {
 /// Runs the DVV call and the relay together. A relay failure ends the upload at once (the relay
 /// drops its sender, the upload to DVV aborts); a relay that finished waits at most
 /// `answer_timeout` for DVV's answer; a relay that lost DVV (`Closed`) waits for the call to say
-/// why. The relay's tally comes back whenever it finished.
+/// why. DVV may accept the reply as soon as it has read the closing boundary, while the relay is
+/// still handing over the end of the upload: a receipt that arrives first waits (at most
+/// `answer_timeout`) for the relay's tally, which it is then judged against. The relay's tally
+/// comes back whenever it finished.
 async fn run<C, R>(
     call: C,
     relay: R,
@@ -164,7 +167,18 @@ where
     tokio::pin!(call);
     tokio::pin!(relay);
     let relayed = tokio::select! {
-        answer = &mut call => return (Outcome::Answered(answer), None),
+        answer = &mut call => {
+            let tally = match &answer {
+                Ok(receipt) if !receipt.value.repeated => {
+                    match tokio::time::timeout(answer_timeout, relay).await {
+                        Ok(Ok(tally)) => Some(tally),
+                        Ok(Err(_)) | Err(_) => None,
+                    }
+                }
+                _ => None,
+            };
+            return (Outcome::Answered(answer), tally);
+        }
         relayed = &mut relay => relayed,
     };
     match relayed {
@@ -250,4 +264,100 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         && (1..=64).contains(&key.len())
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     ok.then(|| key.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{run, Outcome};
+    use crate::dvv::upload::SendError;
+    use crate::dvv::{ReplyReceipt, Upstream};
+    use crate::replies::{receipt_matches, PartKind, PartTally, RelayError};
+
+    fn receipt(repeated: bool) -> Upstream<ReplyReceipt> {
+        let mut value: ReplyReceipt = serde_json::from_value(serde_json::json!({
+            "replyId": 7, "messageId": 4100006, "sentAt": "2026-11-30T10:15:02.250Z",
+            "bodyLength": 1,
+            "attachments": [{"name": "a.png", "mediaType": "image/png", "size": 3,
+                             "sha256": "ab".repeat(32)}]
+        }))
+        .expect("a receipt");
+        value.repeated = repeated;
+        Upstream {
+            value,
+            trace_id: None,
+        }
+    }
+
+    fn tally() -> Vec<PartTally> {
+        vec![
+            PartTally {
+                kind: PartKind::Text,
+                size: 1,
+                sha256: "00".repeat(32),
+            },
+            PartTally {
+                kind: PartKind::File,
+                size: 3,
+                sha256: "ab".repeat(32),
+            },
+        ]
+    }
+
+    /// DVV answers 201 the moment it has read the closing boundary, while the relay still hands
+    /// over the end of the upload: the receipt must be judged against the finished relay's tally,
+    /// not against nothing (which answered the operator 502 for a reply DVV had taken whole).
+    #[tokio::test]
+    async fn a_receipt_that_overtakes_the_relay_waits_for_its_tally() {
+        let relay = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, RelayError>(tally())
+        };
+        let (outcome, got) = run(async { Ok(receipt(false)) }, relay, Duration::from_secs(5)).await;
+        let Outcome::Answered(Ok(answer)) = outcome else {
+            panic!("DVV's receipt is the outcome");
+        };
+        let got = got.expect("the relay's tally");
+        assert_eq!(got, tally());
+        assert!(receipt_matches(&answer.value, &got));
+    }
+
+    /// A receipt whose relay then broke has no tally to vouch for it (the operator gets 502).
+    #[tokio::test]
+    async fn a_receipt_whose_relay_broke_has_no_tally() {
+        let relay = async { Err::<Vec<PartTally>, _>(RelayError::Upstream(SendError::Closed)) };
+        let (outcome, got) = run(async { Ok(receipt(false)) }, relay, Duration::from_secs(5)).await;
+        assert!(matches!(outcome, Outcome::Answered(Ok(_))));
+        assert_eq!(got, None);
+    }
+
+    /// A relay that never ends after DVV answered is waited for at most the answer timeout.
+    #[tokio::test]
+    async fn a_stuck_relay_after_the_answer_is_bounded() {
+        let relay = std::future::pending::<Result<Vec<PartTally>, RelayError>>();
+        let started = tokio::time::Instant::now();
+        let (outcome, got) = run(
+            async { Ok(receipt(false)) },
+            relay,
+            Duration::from_millis(100),
+        )
+        .await;
+        assert!(matches!(outcome, Outcome::Answered(Ok(_))));
+        assert_eq!(got, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// A repeated key's original receipt is answered at once: it describes another upload.
+    #[tokio::test]
+    async fn a_repeated_receipt_does_not_wait_for_the_relay() {
+        let relay = std::future::pending::<Result<Vec<PartTally>, RelayError>>();
+        let (outcome, got) =
+            run(async { Ok(receipt(true)) }, relay, Duration::from_secs(600)).await;
+        let Outcome::Answered(Ok(answer)) = outcome else {
+            panic!("the original receipt is the outcome");
+        };
+        assert!(answer.value.repeated);
+        assert_eq!(got, None);
+    }
 }

@@ -231,10 +231,13 @@ where
     send(Bytes::from(format!("--{out_boundary}--\r\n")))
         .await
         .map_err(RelayError::Upstream)?;
-    out.finish(bounds.write_idle)
-        .await
-        .map_err(RelayError::Upstream)?;
-    Ok(tally)
+    match out.finish(bounds.write_idle).await {
+        // DVV has every part, closing boundary included, and has stopped reading (it answered
+        // and the HTTP client dropped the rest): the tally stands, and DVV's answer, judged
+        // against it, says whether it took the reply.
+        Ok(()) | Err(SendError::Closed) => Ok(tally),
+        Err(e) => Err(RelayError::Upstream(e)),
+    }
 }
 
 /// Whether DVV's receipt describes exactly the files the gateway relayed (sizes and SHA-256, in

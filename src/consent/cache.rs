@@ -1,17 +1,15 @@
 //! The consent cache: bounded, short-lived, coalescing, and overruled by revocations.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ikkuna_hetu::IdentityCode;
-use moka::future::Cache;
-use moka::Expiry;
-
 use super::changes::Changes;
 use super::pseudonym::{CitizenKey, Keyer};
+use super::table::{Entry, Source, Table};
 use super::{Consent, ConsentDecision};
+use ikkuna_hetu::IdentityCode;
 
 /// How many times a lookup is repeated when a revocation overtakes it before giving up on the
 /// safe side.
@@ -94,37 +92,8 @@ pub struct ConsentCacheStats {
     pub invalidations: u64,
 }
 
-/// One cached answer and when its lookup started (wall time and epoch).
-#[derive(Clone)]
-struct Entry {
-    decision: ConsentDecision,
-    epoch: u64,
-    started: Instant,
-}
-
-/// Active answers live `positive`, others `negative`, both counted from the lookup's start.
-struct ByDecision {
-    positive: Duration,
-    negative: Duration,
-}
-
-impl Expiry<CitizenKey, Entry> for ByDecision {
-    fn expire_after_create(
-        &self,
-        _key: &CitizenKey,
-        value: &Entry,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        let ttl = match value.decision {
-            ConsentDecision::Active { .. } => self.positive,
-            _ => self.negative,
-        };
-        Some(ttl.saturating_sub(created_at.saturating_duration_since(value.started)))
-    }
-}
-
 struct Inner {
-    cache: Cache<CitizenKey, Entry>,
+    cache: Table,
     keyer: Keyer,
     /// Names this cache's (random) key among others in the process, for memoised keys.
     keyer_id: u64,
@@ -146,13 +115,11 @@ pub struct ConsentCache {
 impl ConsentCache {
     /// An empty cache with a fresh random pseudonym key.
     pub fn new(settings: ConsentCacheSettings) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(settings.capacity)
-            .expire_after(ByDecision {
-                positive: settings.positive_ttl,
-                negative: settings.negative_ttl,
-            })
-            .build();
+        let cache = Table::new(
+            settings.capacity,
+            settings.positive_ttl,
+            settings.negative_ttl,
+        );
         let retention = settings.positive_ttl.max(settings.negative_ttl) + RETENTION_MARGIN;
         Self {
             inner: Arc::new(Inner {
@@ -208,36 +175,32 @@ impl ConsentCache {
         let inner = &self.inner;
         let mut last = ConsentDecision::None;
         for _ in 0..MAX_ATTEMPTS {
-            let looked_up = AtomicBool::new(false);
-            let init = async {
-                looked_up.store(true, Ordering::Relaxed);
+            let init = || {
                 // `started` is taken before the epoch, so an answer never outlives a change
                 // record that overrules it (see `changes`).
                 let started = Instant::now();
                 let epoch = inner.changes.current();
-                let consent = lookup().await?;
-                Ok::<_, E>(Entry {
-                    decision: ConsentDecision::from_lookup(consent.as_ref()),
-                    epoch,
-                    started,
-                })
+                let consent = lookup();
+                async move {
+                    let consent = consent.await?;
+                    Ok::<_, E>(Entry {
+                        decision: ConsentDecision::from_lookup(consent.as_ref()),
+                        epoch,
+                        started,
+                    })
+                }
             };
-            let entry = inner
-                .cache
-                .try_get_with(key, init)
-                .await
-                .map_err(Arc::unwrap_or_clone)?;
-            let counter = if looked_up.load(Ordering::Relaxed) {
-                &inner.misses
-            } else {
-                &inner.hits
+            let (entry, source) = inner.cache.get_or_lookup(key, init).await?;
+            let counter = match source {
+                Source::LookedUp => &inner.misses,
+                Source::Cached => &inner.hits,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             if inner.changes.is_current(&key, &entry.decision, entry.epoch) {
                 return Ok(entry.decision);
             }
             inner.stale.fetch_add(1, Ordering::Relaxed);
-            inner.cache.invalidate(&key).await;
+            inner.cache.invalidate(&key);
             last = entry.decision;
         }
         Ok(match last {
@@ -290,9 +253,9 @@ impl ConsentCache {
         }
     }
 
-    /// About how many citizens are cached (moka's count, updated lazily).
+    /// How many citizens' answers are held (expired ones until they are replaced or swept).
     pub fn entry_count(&self) -> u64 {
-        self.inner.cache.entry_count()
+        self.inner.cache.len()
     }
 
     /// The cache key this cache uses for a citizen (for tests and diagnostics: it is not the
@@ -310,13 +273,5 @@ impl ConsentCache {
         CitizenKey::from_bytes(memo.keyed(self.inner.keyer_id, || {
             self.inner.keyer.key(citizen).to_bytes()
         }))
-    }
-}
-
-#[cfg(test)]
-impl ConsentCache {
-    /// Lets moka apply evictions now, so counts are exact in tests.
-    pub(super) async fn run_pending_tasks(&self) {
-        self.inner.cache.run_pending_tasks().await;
     }
 }

@@ -10,6 +10,7 @@
 mod cache;
 mod changes;
 mod pseudonym;
+mod table;
 
 #[cfg(test)]
 mod tests;

@@ -324,6 +324,98 @@ async fn the_cache_is_bounded() {
         let code = IdentityCode::compose(day, 1, 1990, '-', 123).unwrap();
         dvv.check(&cache, &code).await;
     }
-    cache.run_pending_tasks().await;
     assert!(cache.entry_count() <= 10, "{}", cache.entry_count());
+}
+
+/// A failing lookup is shared too: concurrent checks for one citizen while DVV fails make one
+/// call, and every one of them gets its error (not a herd of calls toward a failing DVV).
+#[tokio::test]
+async fn concurrent_checks_share_one_failing_lookup() {
+    let cache = ConsentCache::new(settings(5_000, 1_000));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let checks = (0..16).map(|_| {
+        let cache = cache.clone();
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_lookup(&citizen(), || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err::<Option<Consent>, _>("dvv down".to_owned())
+                })
+                .await
+        })
+    });
+    for result in futures_util::future::join_all(checks).await {
+        assert_eq!(result.unwrap().unwrap_err(), "dvv down");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// The caller whose lookup the others wait for goes away mid-lookup (its client disconnected):
+/// a waiter looks up instead, and nobody waits forever.
+#[tokio::test]
+async fn an_abandoned_lookup_is_taken_over_by_a_waiter() {
+    let cache = ConsentCache::new(settings(5_000, 1_000));
+    let started = Arc::new(Notify::new());
+    let leader = {
+        let cache = cache.clone();
+        let started = started.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_lookup(&citizen(), || async {
+                    started.notify_one();
+                    std::future::pending::<()>().await;
+                    Ok::<_, String>(active("never"))
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_lookup(&citizen(), || async { Ok::<_, String>(active("c-1")) })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter is not left waiting")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, is_active("c-1"));
+    assert_eq!(cache.stats().misses, 1, "the waiter's own lookup");
+}
+
+/// At capacity, expired answers make room before any live one is forgotten.
+#[tokio::test]
+async fn at_capacity_expired_answers_go_first() {
+    let cache = ConsentCache::new(ConsentCacheSettings {
+        capacity: 4,
+        positive_ttl: Duration::from_secs(60),
+        negative_ttl: Duration::from_millis(50),
+    });
+    let code = |day| IdentityCode::compose(day, 1, 1990, '-', 123).unwrap();
+    let live = FakeDvv::new(active("c"));
+    let gone = FakeDvv::new(None);
+    for day in 1..=2 {
+        live.check(&cache, &code(day)).await;
+    }
+    for day in 3..=4 {
+        gone.check(&cache, &code(day)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for day in 5..=6 {
+        gone.check(&cache, &code(day)).await;
+    }
+    assert!(cache.entry_count() <= 4, "{}", cache.entry_count());
+    // The two live answers are still held: no new lookup for them.
+    for day in 1..=2 {
+        live.check(&cache, &code(day)).await;
+    }
+    assert_eq!(live.calls(), 2);
 }

@@ -228,6 +228,20 @@ impl Http {
         self.send(method, url, &headers, bytes).await
     }
 
+    /// A `POST` of an `application/x-www-form-urlencoded` body (an OAuth token request).
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> anyhow::Result<Answer> {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let headers = [(
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        )];
+        self.send("POST", url, &headers, Bytes::from(body)).await
+    }
+
     /// Any call with the body as given (its type among `headers`), within [`CALL_TIMEOUT`].
     async fn send(
         &self,
@@ -265,4 +279,16 @@ impl Http {
     ) -> anyhow::Result<Answer> {
         self.request(method, url, &[], body.as_ref()).await
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

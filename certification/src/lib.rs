@@ -39,6 +39,9 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The revocation bound the suite configures when it launches the gateway itself.
 pub const LAUNCH_REVOCATION_BOUND_SECS: u64 = 2;
 
+/// Mode 1: seconds from a message's arrival to its first unread-message reminder.
+pub const LAUNCH_REMINDER_WAIT_SECS: u64 = 6;
+
 /// What to run.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -84,6 +87,15 @@ fn launch_env(work_dir: &Path) -> Vec<(String, String)> {
         ("IKKUNA_ADMIN_MAX_CONNECTIONS", "8".to_owned()),
         ("IKKUNA_EVENTS_POLL_INTERVAL_MS", "250".to_owned()),
         ("IKKUNA_WEBHOOKS_INITIAL_BACKOFF_MS", "200".to_owned()),
+        // Reminders of unread mail fall due LAUNCH_REMINDER_WAIT_SECS after a message arrives:
+        // the shortest delay (an hour) with the gateway's reminder clock run that much less ahead
+        // (a setting the gateway accepts only towards a DVV on this machine).
+        ("IKKUNA_REMINDERS_DELAY_HOURS", "1".to_owned()),
+        (
+            "IKKUNA_REMINDERS_CLOCK_OFFSET_SECS",
+            (3_600 - LAUNCH_REMINDER_WAIT_SECS).to_string(),
+        ),
+        ("IKKUNA_REMINDERS_POLL_INTERVAL_MS", "200".to_owned()),
         // Anything the gateway spills to a temporary file lands where the scans look.
         ("TMPDIR", tmp.display().to_string()),
     ]

@@ -197,6 +197,11 @@ pub struct Settings {
     pub client_cert_required: bool,
     /// The store backend (`sqlite` or `postgres`): which syncs durability means.
     pub store_backend: String,
+    /// How long after a message arrives its first unread-message reminder falls due on the
+    /// gateway's reminder clock: `reminders.delay_hours` less `reminders.clock_offset_secs`.
+    pub reminder_wait: Duration,
+    /// Most reminders per message (`reminders.max_count`; 0: reminders off).
+    pub reminder_max_count: i64,
     /// Where each value came from, for the report.
     pub provenance: Vec<String>,
 }
@@ -223,6 +228,8 @@ impl Settings {
             admin_max_connections: 64,
             client_cert_required: false,
             store_backend: "sqlite".to_owned(),
+            reminder_wait: Duration::from_secs(168 * 3_600),
+            reminder_max_count: 1,
             provenance: Vec::new(),
         }
     }
@@ -290,6 +297,23 @@ impl Settings {
         if let Some(v) = lookup("store", "backend").and_then(|v| v.as_str().map(str::to_owned)) {
             note("store.backend", &v);
             s.store_backend = v;
+        }
+        let delay_hours = int("reminders", "delay_hours");
+        let offset_secs = int("reminders", "clock_offset_secs");
+        if let Some(v) = delay_hours {
+            note("reminders.delay_hours", &v);
+        }
+        if let Some(v) = offset_secs {
+            note("reminders.clock_offset_secs", &v);
+        }
+        if delay_hours.is_some() || offset_secs.is_some() {
+            let delay = delay_hours.map_or(s.reminder_wait.as_secs(), |h| h.max(0) as u64 * 3_600);
+            let offset = offset_secs.unwrap_or(0).max(0) as u64;
+            s.reminder_wait = Duration::from_secs(delay.saturating_sub(offset));
+        }
+        if let Some(v) = int("reminders", "max_count") {
+            s.reminder_max_count = v;
+            note("reminders.max_count", &v);
         }
         if lookup("server", "client_ca").is_some() {
             s.client_cert_required = true;
@@ -472,6 +496,19 @@ mod tests {
         assert_eq!(s.revocation_bound, Duration::from_secs(7));
         assert!(s.client_cert_required);
         assert_eq!(s.provenance.len(), 7);
+        assert_eq!(s.reminder_wait, Duration::from_secs(168 * 3_600));
+        // A reminder clock run ahead: the first reminder falls due that much sooner.
+        let env = vec![
+            ("IKKUNA_REMINDERS_DELAY_HOURS".to_owned(), "1".to_owned()),
+            (
+                "IKKUNA_REMINDERS_CLOCK_OFFSET_SECS".to_owned(),
+                "3590".to_owned(),
+            ),
+            ("IKKUNA_REMINDERS_MAX_COUNT".to_owned(), "2".to_owned()),
+        ];
+        let r = Settings::defaults(Duration::from_secs(30)).read(None, &env);
+        assert_eq!(r.reminder_wait, Duration::from_secs(10));
+        assert_eq!(r.reminder_max_count, 2);
         // Without a configuration: the documented defaults.
         let d = Settings::defaults(Duration::from_secs(30)).read(None, &[]);
         assert_eq!(d.max_lifetime_secs, 600);

@@ -84,6 +84,16 @@ pub struct Fixture {
     pub slow_big: Msg,
     /// The large attachment downloaded across a revocation.
     pub revoked_big: Msg,
+    /// A: read while DVV answers the report "Opened in the future" for a while (OPEN-11).
+    pub a_corroborated: Msg,
+    /// Active, revokes the consent while their opening waits for DVV (OPEN-12).
+    pub switching: Citizen,
+    /// The switching citizen's message, read before the revocation.
+    pub switching_read: Msg,
+    /// Active, revokes the consent while the gateway is killed with their opening pending (OPEN-13).
+    pub settling: Citizen,
+    /// The settling citizen's message, read before the SIGKILL.
+    pub settling_read: Msg,
     /// When the fixture was made (RFC 3339), to scope the backend's recording.
     pub started_at: String,
 }
@@ -123,7 +133,10 @@ impl Ctx {
             .unwrap_or(0);
         let admin = target.backend.admin_url.clone();
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let codes = fresh_codes(7)?;
+        let mut codes = fresh_codes(9)?;
+        // The fair-openings citizens (consent granted below, with the others').
+        let settling_code = codes.pop().context("a fresh code")?;
+        let switching_code = codes.pop().context("a fresh code")?;
         let mut citizens = Vec::new();
         for (i, code) in codes.into_iter().enumerate() {
             let consent_id = if i == 2 {
@@ -150,6 +163,23 @@ impl Ctx {
             citizens
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("seven citizens"))?;
+        let mut fair = Vec::new();
+        for code in [switching_code, settling_code] {
+            let g = http
+                .admin(
+                    &format!("{admin}/admin/consents/grant"),
+                    "POST",
+                    Some(json!({"endUserId": code})),
+                )
+                .await?;
+            anyhow::ensure!(g.status == 200, "granting a consent: {}", g.summary());
+            let consent_id = g.json()["consentId"].as_str().map(str::to_owned);
+            anyhow::ensure!(consent_id.is_some(), "granting a consent: no consentId");
+            fair.push(Citizen { code, consent_id });
+        }
+        let [switching, settling]: [Citizen; 2] = fair
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("two citizens"))?;
         let deliver =
             |to: String, kind: &'static str, attachment: Option<u64>, tag: &'static str| {
                 let http = &http;
@@ -210,6 +240,9 @@ impl Ctx {
             "downloading",
         )
         .await?;
+        let a_corroborated = deliver(a_code.clone(), "Normal", None, "corroborated").await?;
+        let switching_read = deliver(switching.code.clone(), "Normal", None, "switching").await?;
+        let settling_read = deliver(settling.code.clone(), "Normal", None, "settling").await?;
         Ok(Self {
             target,
             http,
@@ -238,6 +271,11 @@ impl Ctx {
                 b_normal,
                 slow_big,
                 revoked_big,
+                a_corroborated,
+                switching,
+                switching_read,
+                settling,
+                settling_read,
                 started_at,
             },
             secrets: Mutex::new(Vec::new()),
@@ -354,6 +392,8 @@ impl Ctx {
             &fx.revoked_quietly,
             &fx.revoked_downloading,
             &fx.slow,
+            &fx.switching,
+            &fx.settling,
         ]
         .iter()
         .map(|c| c.code.clone())

@@ -5,6 +5,7 @@
 mod assertions;
 mod consent;
 mod durability;
+mod fair_openings;
 mod hooks;
 pub mod iso;
 mod notifications;
@@ -54,9 +55,12 @@ pub const ALL: &[&str] = &[
     "openings-none-for-head",
     "openings-none-on-failed-upstream",
     "openings-retry-same-key",
+    "openings-corroborated",
+    "openings-revoked-before-delivery",
     "consent-revoked-within-bound",
     "consent-bound-without-feed",
     "openings-crash",
+    "ledger-reconciles-after-crash",
     "openings-synced-before-release",
     "audit-synced-before-answer",
     "tls-foreign-dvv-ca",
@@ -103,6 +107,9 @@ pub async fn run(id: &str, ctx: &Ctx) -> Outcome {
         "openings-none-for-head" => openings::none_for_head(ctx).await,
         "openings-none-on-failed-upstream" => openings::none_on_failed_upstream(ctx).await,
         "openings-retry-same-key" => openings::retry_same_key(ctx).await,
+        "openings-corroborated" => fair_openings::corroborated(ctx).await,
+        "openings-revoked-before-delivery" => fair_openings::revoked_before_delivery(ctx).await,
+        "ledger-reconciles-after-crash" => fair_openings::reconciles_after_crash(ctx).await,
         "iso-silent-sockets" => iso::silent_sockets(ctx).await,
         "iso-stalled-reader" => iso::stalled_reader(ctx).await,
         "iso-revocation-mid-download" => iso::revocation_mid_download(ctx).await,

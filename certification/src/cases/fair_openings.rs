@@ -116,6 +116,33 @@ async fn accepted(ctx: &Ctx, message_id: i64, limit: Duration) -> anyhow::Result
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+/// Reads `m` as `who` while DVV answers every report of its opening 503, and waits until one
+/// report was refused: the gateway then holds the opening and DVV does not have it yet. Answers
+/// the read's interval, or the outcome to return (faults lifted) when that could not be arranged.
+async fn read_while_reports_fail(
+    ctx: &Ctx,
+    out: Outcome,
+    who: &Citizen,
+    m: &Msg,
+    path: &str,
+    seq: u64,
+) -> anyhow::Result<Result<(Outcome, (DateTime<Utc>, DateTime<Utc>)), Outcome>> {
+    refuse_reports(ctx, path, None).await?;
+    let interval = match read(ctx, who, m).await? {
+        Ok(i) => i,
+        Err(why) => {
+            lift_faults(ctx).await;
+            return Ok(Err(out.error(why)));
+        }
+    };
+    if !refused_with(ctx, seq, path, 503, ATTEMPT_WAIT).await? {
+        lift_faults(ctx).await;
+        return Ok(Err(out.fail(format!(
+            "no report of the opening reached DVV within {ATTEMPT_WAIT:?} of the read"
+        ))));
+    }
+    Ok(Ok((out, interval)))
+}
 
 /// Reads `m` as `who`; the read's interval, or why it failed.
 async fn read(
@@ -250,24 +277,14 @@ pub async fn corroborated(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// contract) → DVV back: the opening, made while the consent was active, reaches DVV and is
 /// accepted without any operator action — so it was neither parked nor dropped.
 pub async fn revoked_before_delivery(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let mut out = Outcome::new();
+    let out = Outcome::new();
     let (who, m) = (&ctx.fx.switching, &ctx.fx.switching_read);
     let path = openings_path(who, m);
     let seq = ctx.last_seq().await?;
-    refuse_reports(ctx, &path, None).await?;
-    let interval = match read(ctx, who, m).await? {
-        Ok(i) => i,
-        Err(why) => {
-            lift_faults(ctx).await;
-            return Ok(out.error(why));
-        }
+    let (mut out, interval) = match read_while_reports_fail(ctx, out, who, m, &path, seq).await? {
+        Ok(read) => read,
+        Err(concluded) => return Ok(concluded),
     };
-    if !refused_with(ctx, seq, &path, 503, ATTEMPT_WAIT).await? {
-        lift_faults(ctx).await;
-        return Ok(out.fail(format!(
-            "no report of the opening reached DVV within {ATTEMPT_WAIT:?} of the read"
-        )));
-    }
     revoke(ctx, who).await?;
     out.log("read; DVV unavailable (503) for the report; the citizen revoked the consent at DVV");
     refuse_reports(ctx, &path, Some((403, "Consent revoked"))).await?;
@@ -393,7 +410,7 @@ async fn reconcile(
 /// is deleted at DVV's side and the same command must see it (a non-zero exit naming it), or its
 /// clean verdict proves nothing.
 pub async fn reconciles_after_crash(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let mut out = Outcome::new();
+    let out = Outcome::new();
     let mut guard = ctx.target.process.lock().await;
     // The command runs as the deployment does: in mode 1 with the suite's launch settings, under
     // a supervisor with the deployment's binary and configuration file.
@@ -410,20 +427,10 @@ pub async fn reconciles_after_crash(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (who, m) = (&ctx.fx.settling, &ctx.fx.settling_read);
     let path = openings_path(who, m);
     let seq = ctx.last_seq().await?;
-    refuse_reports(ctx, &path, None).await?;
-    let interval = match read(ctx, who, m).await? {
-        Ok(i) => i,
-        Err(why) => {
-            lift_faults(ctx).await;
-            return Ok(out.error(why));
-        }
+    let (mut out, interval) = match read_while_reports_fail(ctx, out, who, m, &path, seq).await? {
+        Ok(read) => read,
+        Err(concluded) => return Ok(concluded),
     };
-    if !refused_with(ctx, seq, &path, 503, ATTEMPT_WAIT).await? {
-        lift_faults(ctx).await;
-        return Ok(out.fail(format!(
-            "no report of the opening reached DVV within {ATTEMPT_WAIT:?} of the read"
-        )));
-    }
     match guard.as_mut() {
         Some(process) => {
             process.kill().await;

@@ -98,6 +98,7 @@ struct Summary {
     in_reply_to_message_id: Present<Option<i64>>,
     // Only a message without replies is checked here; one with replies takes the typed path.
     replies: [(); 0],
+    notifications: Present<Option<Notifications>>,
 }
 
 /// [`MessageDetail`] with its summary's fields written out (`flatten` cannot deny unknown fields).
@@ -116,6 +117,7 @@ struct Detail {
     reply_allowed_by: ReplyAllowedBy,
     in_reply_to_message_id: Present<Option<i64>>,
     replies: [(); 0],
+    notifications: Present<Option<Notifications>>,
     body_format: BodyFormat,
     body: Nullable<Text>,
     attachments: Vec<Attachment>,
@@ -129,6 +131,57 @@ struct Attachment {
     name: Text,
     media_type: Text,
     size: u64,
+}
+
+/// The sender's notification settings with every field present and only the values the typed
+/// path writes back unchanged (an unknown value is re-encoded as the gateway reads it).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct Notifications {
+    sender_details_in_notifications: SenderShown,
+    customised_new_message_notification: Present<Option<Customised>>,
+    unread_message_notification: Unread,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Customised {
+    title: Localised,
+    content: Localised,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Localised {
+    fi: Text,
+    sv: Text,
+    en: Text,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Unread {
+    reminder: Reminder,
+}
+
+#[derive(Deserialize)]
+enum SenderShown {
+    #[serde(rename = "Organisation and service name")]
+    Shown,
+    #[serde(rename = "None")]
+    Hidden,
+}
+
+#[derive(Deserialize)]
+enum Reminder {
+    #[serde(rename = "Default reminder")]
+    Default,
+    #[serde(rename = "No reminders")]
+    NoReminders,
 }
 
 /// A field that must be present even where its value may be `null` (serde would take a missing
@@ -265,7 +318,15 @@ mod tests {
             "messageId": 7, "senderName": "Verohallinto \u{e4}", "title": "P\u{e4}\u{e4}t\u{f6}s \"1\"",
             "createdAt": "2026-11-21T10:00:00.000Z", "readAt": null,
             "messageServiceType": "Normal", "receiptConfirmedAt": null, "attachmentCount": 1,
-            "replyAllowedBy": "No one", "inReplyToMessageId": null, "replies": []
+            "replyAllowedBy": "No one", "inReplyToMessageId": null, "replies": [],
+            "notifications": {
+                "senderDetailsInNotifications": "None",
+                "customisedNewMessageNotification": {
+                    "title": {"fi": "Uusi viesti", "sv": "Nytt meddelande", "en": "New message"},
+                    "content": {"fi": "Lue.", "sv": "L\u{e4}s.", "en": "Read."}
+                },
+                "unreadMessageNotification": {"reminder": "Default reminder"}
+            }
         })
     }
 
@@ -343,6 +404,23 @@ mod tests {
             .remove("readAt");
         let mut leap = summary();
         leap["createdAt"] = json!("2026-12-31T23:59:60.000Z");
+        let mut no_settings = summary();
+        no_settings
+            .as_object_mut()
+            .expect("object")
+            .remove("notifications");
+        let mut unknown_setting = summary();
+        unknown_setting["notifications"]["senderDetailsInNotifications"] = json!("Logo only");
+        let mut unknown_reminder = summary();
+        unknown_reminder["notifications"]["unreadMessageNotification"]["reminder"] =
+            json!("Weekly");
+        let mut absent_customised = summary();
+        absent_customised["notifications"]
+            .as_object_mut()
+            .expect("object")
+            .remove("customisedNewMessageNotification");
+        let mut extra_setting = summary();
+        extra_setting["notifications"]["senderBusinessId"] = json!("1234567-8");
         let pages = [
             unknown_top,
             page_of(vec![unknown_inner], Value::Null),
@@ -350,6 +428,11 @@ mod tests {
             page_of(vec![micros], Value::Null),
             page_of(vec![absent_optional], Value::Null),
             page_of(vec![leap], Value::Null),
+            page_of(vec![no_settings], Value::Null),
+            page_of(vec![unknown_setting], Value::Null),
+            page_of(vec![unknown_reminder], Value::Null),
+            page_of(vec![absent_customised], Value::Null),
+            page_of(vec![extra_setting], Value::Null),
             json!({"messages": []}),
         ];
         for p in pages {
@@ -373,6 +456,27 @@ mod tests {
         assert_eq!(
             serde_json::from_slice::<Value>(&out).expect("json"),
             reencoded_detail(&raw)
+        );
+    }
+
+    /// A notification setting the gateway does not know reaches the operator as its fail-closed
+    /// reading: the sender not named, no reminders.
+    #[test]
+    fn unknown_notification_settings_reach_the_operator_closed() {
+        let mut m = summary();
+        m["notifications"]["senderDetailsInNotifications"] = json!("Logo only");
+        m["notifications"]["unreadMessageNotification"]["reminder"] = json!("Weekly");
+        let raw = Bytes::from(serde_json::to_vec(&page_of(vec![m], Value::Null)).expect("json"));
+        let out: Value = serde_json::from_slice(&page(raw).expect("page")).expect("json");
+        let settings = &out["messages"][0]["notifications"];
+        assert_eq!(settings["senderDetailsInNotifications"], "None");
+        assert_eq!(
+            settings["unreadMessageNotification"]["reminder"],
+            "No reminders"
+        );
+        assert_eq!(
+            settings["customisedNewMessageNotification"]["title"]["fi"],
+            "Uusi viesti"
         );
     }
 

@@ -113,6 +113,10 @@ pub struct MessageSummary {
     /// The citizen's replies to this message (the thread), oldest first.
     #[serde(default)]
     pub replies: Vec<ReplyReceipt>,
+    /// The sender's notification settings: what a notification about this message may show
+    /// (`null` when DVV gave none). Passed on so that an app listing the inbox can keep them too.
+    #[serde(default)]
+    pub notifications: Option<MessageNotifications>,
 }
 
 impl fmt::Debug for MessageSummary {
@@ -661,8 +665,9 @@ pub enum SenderDetails {
     /// The sender must not be named outside the opened message.
     #[serde(rename = "None")]
     Hidden,
-    /// A value this gateway does not know: treated as [`SenderDetails::Hidden`] (fail closed).
-    #[serde(other)]
+    /// A value this gateway does not know: treated as [`SenderDetails::Hidden`] (fail closed),
+    /// and passed on to the operator as `None`.
+    #[serde(other, rename(serialize = "None"))]
     Unknown,
 }
 
@@ -675,8 +680,8 @@ pub enum ReminderPolicy {
     /// Never remind.
     #[serde(rename = "No reminders")]
     NoReminders,
-    /// A value this gateway does not know: no reminders.
-    #[serde(other)]
+    /// A value this gateway does not know: no reminders, passed on to the operator as such.
+    #[serde(other, rename(serialize = "No reminders"))]
     Unknown,
 }
 

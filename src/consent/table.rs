@@ -87,6 +87,17 @@ pub(super) struct Table {
     negative: Duration,
 }
 
+/// What a caller does about a key whose slot holds no live answer.
+enum Role {
+    /// Wait for the lookup in flight.
+    Wait(watch::Receiver<Option<Outcome>>),
+    /// Look up, holding the slot's flight.
+    Lead(
+        watch::Sender<Option<Outcome>>,
+        watch::Receiver<Option<Outcome>>,
+    ),
+}
+
 /// Whether the caller's lookup ran or it was answered without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Source {
@@ -161,75 +172,60 @@ impl Table {
         Fut: Future<Output = Result<Entry, E>>,
         E: Clone + Send + Sync + 'static,
     {
-        let mut lookup = Some(lookup);
         loop {
-            let waiting = {
-                let shard = self.shard(&key);
-                match shard.get(&key) {
-                    Some(Slot::Ready(held)) if self.live(held, Instant::now()) => {
-                        return Ok((self.entry(held), Source::Cached));
-                    }
-                    Some(Slot::Flight(receiver)) => Some(receiver.clone()),
-                    _ => None,
-                }
-            };
-            if let Some(mut receiver) = waiting {
-                // The sender is dropped unanswered when the lookup is abandoned: try again.
-                let outcome = receiver
-                    .wait_for(Option::is_some)
-                    .await
-                    .ok()
-                    .and_then(|o| o.clone());
-                match outcome {
-                    Some(Ok(entry)) => return Ok((entry, Source::Cached)),
-                    Some(Err(error)) => {
-                        if let Some(error) = error.downcast_ref::<E>() {
-                            return Err(error.clone());
-                        }
-                    }
-                    None => {}
-                }
-                continue;
-            }
-            let Some(run) = lookup.take() else {
-                // Unreachable in practice (a caller leads at most once); lead again rather than
-                // fail if it ever happens.
-                continue;
-            };
-            let (sender, receiver) = watch::channel(None);
-            {
+            // One look at the slot, under its lock, decides: answer from it, wait for the lookup
+            // in it, or take it for a lookup of our own.
+            let role = {
                 let mut shard = self.shard(&key);
                 match shard.get(&key) {
                     Some(Slot::Ready(held)) if self.live(held, Instant::now()) => {
                         return Ok((self.entry(held), Source::Cached));
                     }
-                    Some(Slot::Flight(_)) => {
-                        // Another caller started a lookup in between: wait for that one.
-                        lookup = Some(run);
-                        continue;
+                    Some(Slot::Flight(receiver)) => Role::Wait(receiver.clone()),
+                    _ => {
+                        let (sender, receiver) = watch::channel(None);
+                        self.make_room(&mut shard, &key);
+                        shard.insert(key, Slot::Flight(receiver.clone()));
+                        Role::Lead(sender, receiver)
                     }
-                    _ => {}
                 }
-                self.make_room(&mut shard, &key);
-                shard.insert(key, Slot::Flight(receiver.clone()));
+            };
+            let mut receiver = match role {
+                Role::Wait(receiver) => receiver,
+                Role::Lead(sender, receiver) => {
+                    let mut flight = FlightGuard {
+                        table: self,
+                        key,
+                        receiver,
+                        sender: Some(sender),
+                    };
+                    return match lookup().await {
+                        Ok(entry) => {
+                            flight.finish(Ok(entry.clone()), Some(entry.clone()));
+                            Ok((entry, Source::LookedUp))
+                        }
+                        Err(error) => {
+                            flight.finish(Err(Arc::new(error.clone())), None);
+                            Err(error)
+                        }
+                    };
+                }
+            };
+            // The sender is dropped unanswered when the lookup is abandoned: try again.
+            let outcome = receiver
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|o| o.clone());
+            match outcome {
+                Some(Ok(entry)) => return Ok((entry, Source::Cached)),
+                Some(Err(error)) => {
+                    if let Some(error) = error.downcast_ref::<E>() {
+                        return Err(error.clone());
+                    }
+                }
+                None => {}
             }
-            let mut flight = FlightGuard {
-                table: self,
-                key,
-                receiver,
-                sender: Some(sender),
-            };
-            let result = run().await;
-            return match result {
-                Ok(entry) => {
-                    flight.finish(Ok(entry.clone()), Some(entry.clone()));
-                    Ok((entry, Source::LookedUp))
-                }
-                Err(error) => {
-                    flight.finish(Err(Arc::new(error.clone())), None);
-                    Err(error)
-                }
-            };
         }
     }
 
@@ -292,12 +288,17 @@ struct FlightGuard<'a> {
 }
 
 impl FlightGuard<'_> {
+    /// Whether the key's slot is still this lookup's flight (an invalidation or a sweep may have
+    /// replaced it since).
+    fn holds(&self, shard: &Shard) -> bool {
+        matches!(shard.get(&self.key),
+            Some(Slot::Flight(r)) if r.same_channel(&self.receiver))
+    }
+
     fn finish(&mut self, outcome: Outcome, keep: Option<Entry>) {
         {
             let mut shard = self.table.shard(&self.key);
-            let ours = matches!(shard.get(&self.key),
-                Some(Slot::Flight(r)) if r.same_channel(&self.receiver));
-            if ours {
+            if self.holds(&shard) {
                 match keep {
                     Some(entry) => {
                         let held = self.table.hold(entry);
@@ -322,9 +323,7 @@ impl Drop for FlightGuard<'_> {
             return;
         }
         let mut shard = self.table.shard(&self.key);
-        let ours = matches!(shard.get(&self.key),
-            Some(Slot::Flight(r)) if r.same_channel(&self.receiver));
-        if ours {
+        if self.holds(&shard) {
             shard.remove(&self.key);
         }
         // The sender drops with the guard: waiters see the lookup abandoned and retry.

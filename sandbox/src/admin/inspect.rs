@@ -39,11 +39,7 @@ pub fn openings(app: &App) -> Response<Body> {
             provider_id: o.provider,
             opening_id: o.opening_id,
             first_open: v.first_open,
-            first_open_status: if now >= v.settles_at {
-                "Settled"
-            } else {
-                "Provisional"
-            },
+            first_open_status: v.status(now),
             opened_at: o.opened_at,
             corroborated_opened_at: o.corroborated_at,
             received_at: o.received_at,

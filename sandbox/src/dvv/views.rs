@@ -220,11 +220,7 @@ impl OpeningView {
             corroborated_opened_at: opening.corroborated_at,
             received_at: opening.received_at,
             first_open: verdict.first_open,
-            first_open_status: if now >= verdict.settles_at {
-                "Settled"
-            } else {
-                "Provisional"
-            },
+            first_open_status: verdict.status(now),
             settles_at: verdict.settles_at,
             read_at: verdict.read_at,
         }

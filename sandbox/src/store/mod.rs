@@ -197,6 +197,18 @@ pub struct Verdict {
     pub settles_at: Timestamp,
 }
 
+impl Verdict {
+    /// The contract's `firstOpenStatus` as of `now`: `Settled` once the window has passed,
+    /// `Provisional` before.
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        if now >= self.settles_at {
+            "Settled"
+        } else {
+            "Provisional"
+        }
+    }
+}
+
 /// What applying a record changed.
 #[derive(Clone, Debug)]
 pub enum Applied {

@@ -31,6 +31,23 @@ async fn statement(p: &Provider, t: &str, query: &str) -> Vec<Value> {
     }
 }
 
+/// Reports an opening of message `id` as provider `p` under `consent`.
+async fn report(
+    p: &Provider,
+    t: &str,
+    consent: &str,
+    id: i64,
+    opening_id: &str,
+    opened_at: &str,
+) -> Resp {
+    p.post_json(
+        &format!("/v1/consents/{consent}/messages/{id}/openings"),
+        t,
+        &json!({"openingId": opening_id, "openedAt": opened_at}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_earliest_opening_wins_and_settles_after_the_window() {
     let h = start_with(|o| o.settlement_window = Duration::from_secs(3)).await;
@@ -53,35 +70,20 @@ async fn the_earliest_opening_wins_and_settles_after_the_window() {
     let b_opened = ms(chrono::Utc::now());
 
     // provider-b's later opening arrives first: provisionally first.
-    let rb = b
-        .post_json(
-            &format!("/v1/consents/{aino_b}/messages/{id}/openings"),
-            &tb,
-            &json!({"openingId": "b-1", "openedAt": b_opened}),
-        )
+    let rb = report(&b, &tb, &aino_b, id, "b-1", &b_opened)
         .await
         .expect(201)
         .json();
     assert_eq!(rb["firstOpen"], true);
     assert_eq!(rb["firstOpenStatus"], "Provisional");
     // provider-a's earlier opening arrives later and takes the first open.
-    let ra = a
-        .post_json(
-            &format!("/v1/consents/{aino_a}/messages/{id}/openings"),
-            &ta,
-            &json!({"openingId": "a-1", "openedAt": a_opened}),
-        )
+    let ra = report(&a, &ta, &aino_a, id, "a-1", &a_opened)
         .await
         .expect(201)
         .json();
     assert_eq!(ra["firstOpen"], true);
     assert_eq!(ra["readAt"], a_opened.as_str());
-    let rb = b
-        .post_json(
-            &format!("/v1/consents/{aino_b}/messages/{id}/openings"),
-            &tb,
-            &json!({"openingId": "b-1", "openedAt": b_opened}),
-        )
+    let rb = report(&b, &tb, &aino_b, id, "b-1", &b_opened)
         .await
         .expect(409)
         .json();
@@ -117,12 +119,7 @@ async fn the_earliest_opening_wins_and_settles_after_the_window() {
     );
 
     // A report arriving after the verdict settled never changes it, however early its openedAt.
-    let rb2 = b
-        .post_json(
-            &format!("/v1/consents/{aino_b}/messages/{id}/openings"),
-            &tb,
-            &json!({"openingId": "b-2", "openedAt": a_opened}),
-        )
+    let rb2 = report(&b, &tb, &aino_b, id, "b-2", &a_opened)
         .await
         .expect(201)
         .json();
@@ -166,10 +163,13 @@ async fn the_statement_pages_with_a_bound_token() {
         a.get(&format!("/v1/consents/{aino}/messages/{id}"), &t)
             .await
             .expect(200);
-        a.post_json(
-            &format!("/v1/consents/{aino}/messages/{id}/openings"),
+        report(
+            &a,
             &t,
-            &json!({"openingId": format!("s-{n}"), "openedAt": ms(chrono::Utc::now())}),
+            &aino,
+            id,
+            &format!("s-{n}"),
+            &ms(chrono::Utc::now()),
         )
         .await
         .expect(201);

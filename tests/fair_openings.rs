@@ -54,32 +54,26 @@ async fn parked(h: &Harness) -> Vec<Value> {
         .collect()
 }
 
+/// Installs a fault plan at the sandbox DVV (cleared by [`dvv_back`]).
+async fn plan_faults(h: &Harness, plan: Value) {
+    let f = h.sandbox_admin("POST", "/admin/faults", Some(plan)).await;
+    assert!(f.status < 300, "{:?}", f.json());
+}
+
 /// DVV answers every call with 503 until the plan is cleared.
 async fn dvv_down(h: &Harness) {
-    let f = h
-        .sandbox_admin(
-            "POST",
-            "/admin/faults",
-            Some(json!({"durationMs": 120000, "errorRate": 1.0})),
-        )
-        .await;
-    assert!(f.status < 300, "{:?}", f.json());
+    plan_faults(h, json!({"durationMs": 120000, "errorRate": 1.0})).await;
 }
 
 /// DVV answers 503 to provider-a's report of the opening of `id` until the plan is cleared.
 async fn hold_report(h: &Harness, id: i64) -> String {
     let consent_a = support::consent_id(h, CITIZEN).await;
-    let held = h
-        .sandbox_admin(
-            "POST",
-            "/admin/faults",
-            Some(
-                json!({"durationMs": 120000, "errorRate": 1.0, "methods": ["POST"],
-                        "paths": [format!("/v1/consents/{consent_a}/messages/{id}/openings")]}),
-            ),
-        )
-        .await;
-    assert!(held.status < 300, "{:?}", held.json());
+    plan_faults(
+        h,
+        json!({"durationMs": 120000, "errorRate": 1.0, "methods": ["POST"],
+                "paths": [format!("/v1/consents/{consent_a}/messages/{id}/openings")]}),
+    )
+    .await;
     consent_a
 }
 
@@ -400,18 +394,13 @@ async fn a_refusal_the_contract_does_not_name_permanent_is_retried_not_parked() 
     let id = new_message(&h, "Refused for now").await;
     let consent_a = support::consent_id(&h, CITIZEN).await;
     let path = format!("/v1/consents/{consent_a}/messages/{id}/openings");
-    let refusing = h
-        .sandbox_admin(
-            "POST",
-            "/admin/faults",
-            Some(
-                json!({"durationMs": 120000, "errorRate": 1.0, "methods": ["POST"],
-                        "paths": [path.clone()], "errorStatus": 403,
-                        "errorReason": "Consent revoked"}),
-            ),
-        )
-        .await;
-    assert!(refusing.status < 300, "{:?}", refusing.json());
+    plan_faults(
+        &h,
+        json!({"durationMs": 120000, "errorRate": 1.0, "methods": ["POST"],
+                "paths": [path.clone()], "errorStatus": 403,
+                "errorReason": "Consent revoked"}),
+    )
+    .await;
     let read = h
         .call("GET", &format!("/v1/messages/{id}"), Some(&token))
         .await;

@@ -11,8 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::derived::Derived;
 use super::keys::KeySet;
 
@@ -36,9 +34,13 @@ impl VerifiedSignatures {
         }
     }
 
-    /// The digest a token is remembered by.
+    /// The digest a token is remembered by: SHA-256 by aws-lc-rs' assembly (SHA extensions, else
+    /// AVX2/SSSE3), not the portable `sha2` — every call of a session computes it.
     pub(crate) fn digest(token: &str) -> [u8; 32] {
-        Sha256::digest(token.as_bytes()).into()
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        out
     }
 
     /// When this token's signature already verified under exactly `keys`: its derived names.

@@ -11,21 +11,21 @@
 //! unknown field, a timestamp with an offset, an absent optional field) takes the typed path and
 //! is re-encoded, as before.
 //!
-//! The check is a full parse (serde_json validates the syntax, UTF-8 and escapes of every
-//! string) into shapes that keep nothing but the few facts the gateway acts on.
+//! The check is one pass of a strict JSON reader (`cursor`) over the answer with the contract's
+//! shapes written out (`shape`): it validates the syntax, UTF-8 and escapes of every string and
+//! keeps nothing but the one fact the gateway acts on.
 
-use std::fmt;
+mod cursor;
+mod shape;
 
 use bytes::Bytes;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
 
-use super::contract::{BodyFormat, MessageDetail, MessagePage, MessageServiceType, ReplyAllowedBy};
+use super::contract::{MessageDetail, MessagePage};
 
 /// An inbox page as the operator receives it: DVV's own bytes when they are already in the
 /// contract's canonical form, otherwise the typed page re-encoded.
 pub fn page(bytes: Bytes) -> Result<Bytes, serde_json::Error> {
-    if is_canonical::<Page>(&bytes) {
+    if shape::page(&bytes).is_ok() {
         return Ok(bytes);
     }
     let page: MessagePage = serde_json::from_slice(&bytes)?;
@@ -44,10 +44,8 @@ pub enum Message {
 /// A message as the operator receives it (see [`page`]); a withheld one is decoded, for the
 /// refusal that names its summary.
 pub fn message(bytes: Bytes) -> Result<Message, serde_json::Error> {
-    if let Some(detail) = parse_strict::<Detail>(&bytes) {
-        let withheld = detail.message_service_type == MessageServiceType::Verifiable
-            && detail.receipt_confirmed_at.0.is_none();
-        if !withheld {
+    if let Ok(facts) = shape::detail(&bytes) {
+        if !facts.withheld {
             return Ok(Message::Release(bytes));
         }
     }
@@ -58,214 +56,6 @@ pub fn message(bytes: Bytes) -> Result<Message, serde_json::Error> {
     serde_json::to_vec(&detail)
         .map(Bytes::from)
         .map(Message::Release)
-}
-
-/// The strict shape of `bytes`, when they hold one. UTF-8 is checked once for the whole body
-/// (the parser then reads `&str` and need not check each string again); a body that is not UTF-8
-/// is not canonical and takes the typed path, which reports it.
-fn parse_strict<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    serde_json::from_str(text).ok()
-}
-
-fn is_canonical<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
-    parse_strict::<T>(bytes).is_some()
-}
-
-// ---- the canonical shapes: exactly the contract's fields, nothing kept but what is acted on ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)] // the fields are checked, not read
-struct Page {
-    messages: Vec<Summary>,
-    continuation_token: Nullable<Text>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct Summary {
-    message_id: i64,
-    sender_name: Text,
-    title: Text,
-    created_at: Time,
-    read_at: Nullable<Time>,
-    message_service_type: MessageServiceType,
-    receipt_confirmed_at: Nullable<Time>,
-    attachment_count: u32,
-    reply_allowed_by: ReplyAllowedBy,
-    in_reply_to_message_id: Present<Option<i64>>,
-    // Only a message without replies is checked here; one with replies takes the typed path.
-    replies: [(); 0],
-    notifications: Present<Option<Notifications>>,
-}
-
-/// [`MessageDetail`] with its summary's fields written out (`flatten` cannot deny unknown fields).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct Detail {
-    message_id: i64,
-    sender_name: Text,
-    title: Text,
-    created_at: Time,
-    read_at: Nullable<Time>,
-    message_service_type: MessageServiceType,
-    receipt_confirmed_at: Nullable<Time>,
-    attachment_count: u32,
-    reply_allowed_by: ReplyAllowedBy,
-    in_reply_to_message_id: Present<Option<i64>>,
-    replies: [(); 0],
-    notifications: Present<Option<Notifications>>,
-    body_format: BodyFormat,
-    body: Nullable<Text>,
-    attachments: Vec<Attachment>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct Attachment {
-    attachment_id: i64,
-    name: Text,
-    media_type: Text,
-    size: u64,
-}
-
-/// The sender's notification settings with every field present and only the values the typed
-/// path writes back unchanged (an unknown value is re-encoded as the gateway reads it).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct Notifications {
-    sender_details_in_notifications: SenderShown,
-    customised_new_message_notification: Present<Option<Customised>>,
-    unread_message_notification: Unread,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Customised {
-    title: Localised,
-    content: Localised,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Localised {
-    fi: Text,
-    sv: Text,
-    en: Text,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Unread {
-    reminder: Reminder,
-}
-
-#[derive(Deserialize)]
-enum SenderShown {
-    #[serde(rename = "Organisation and service name")]
-    Shown,
-    #[serde(rename = "None")]
-    Hidden,
-}
-
-#[derive(Deserialize)]
-enum Reminder {
-    #[serde(rename = "Default reminder")]
-    Default,
-    #[serde(rename = "No reminders")]
-    NoReminders,
-}
-
-/// A field that must be present even where its value may be `null` (serde would take a missing
-/// `Option` field as `None`).
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Present<T>(T);
-
-/// A JSON string: parsed and checked by serde_json, not kept.
-struct Text;
-
-/// A timestamp exactly as the typed path writes it: `YYYY-MM-DDTHH:MM:SS.mmmZ`, a real date.
-struct Time;
-
-/// A string leaf of a canonical answer.
-trait Leaf: Sized {
-    const EXPECTING: &'static str;
-    fn check(s: &str) -> Option<Self>;
-}
-
-impl Leaf for Text {
-    const EXPECTING: &'static str = "a string";
-    fn check(_: &str) -> Option<Self> {
-        Some(Text)
-    }
-}
-
-impl Leaf for Time {
-    const EXPECTING: &'static str = "a timestamp in the form YYYY-MM-DDTHH:MM:SS.mmmZ";
-    fn check(s: &str) -> Option<Self> {
-        canonical_time(s).then_some(Time)
-    }
-}
-
-struct LeafVisitor<L>(std::marker::PhantomData<L>);
-
-impl<L: Leaf> Visitor<'_> for LeafVisitor<L> {
-    type Value = L;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(L::EXPECTING)
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<L, E> {
-        L::check(s).ok_or_else(|| E::custom("not in the contract's canonical form"))
-    }
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(LeafVisitor::<Text>(std::marker::PhantomData))
-    }
-}
-
-impl<'de> Deserialize<'de> for Time {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(LeafVisitor::<Time>(std::marker::PhantomData))
-    }
-}
-
-/// An optional field that must be present, as the typed path writes it (`null` when empty).
-struct Nullable<L>(Option<L>);
-
-struct NullableVisitor<L>(std::marker::PhantomData<L>);
-
-impl<L: Leaf> Visitor<'_> for NullableVisitor<L> {
-    type Value = Nullable<L>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "null or {}", L::EXPECTING)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Nullable(None))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        LeafVisitor::<L>(std::marker::PhantomData)
-            .visit_str(s)
-            .map(|l| Nullable(Some(l)))
-    }
-}
-
-impl<'de, L: Leaf> Deserialize<'de> for Nullable<L> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // `deserialize_any`, not `deserialize_option`: serde treats a missing field of a type
-        // that asks for an option as `None`; this one must be present.
-        d.deserialize_any(NullableVisitor::<L>(std::marker::PhantomData))
-    }
 }
 
 /// Whether `s` is a timestamp exactly as the typed path writes one (chrono's RFC 3339 with
@@ -437,7 +227,7 @@ mod tests {
         ];
         for p in pages {
             let raw = Bytes::from(serde_json::to_vec(&p).expect("json"));
-            assert!(serde_json::from_slice::<Page>(&raw).is_err(), "{p}");
+            assert!(shape::page(&raw).is_err(), "{p}");
             let out = page(raw.clone()).expect("page");
             assert_ne!(out.as_ptr(), raw.as_ptr(), "{p}");
             let out: Value = serde_json::from_slice(&out).expect("json");
@@ -483,7 +273,7 @@ mod tests {
     #[test]
     fn duplicated_fields_and_broken_json_are_not_forwarded() {
         let dup = br#"{"messages": [], "continuationToken": null, "continuationToken": "x"}"#;
-        assert!(serde_json::from_slice::<Page>(dup).is_err());
+        assert!(shape::page(dup).is_err());
         for bad in [
             &br#"{"messages": [], "continuationToken": null} trailing"#[..],
             br#"{"messages": [{"messageId": 1}], "continuationToken": null}"#,
@@ -531,6 +321,222 @@ mod tests {
             "2026-11-2xT10:00:00.000Z",
         ] {
             assert!(!canonical_time(bad), "{bad}");
+        }
+    }
+
+    /// The walk's one promise, checked against the typed path on mangled answers: whatever it
+    /// lets through byte for byte means exactly what the typed path would have sent (and a
+    /// message it releases is one the typed path releases). Mangled: bytes that matter to JSON
+    /// inserted, replaced or removed anywhere, or one field given another value, removed or
+    /// joined by an unknown one.
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ALPHABET: &[u8] =
+            b"{}[]\",:\\/0123456789-+.eEnultrfasbdDZT \n\t\x00\x1f\x7f\xc3\xa4\xff";
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Insert(usize, u8),
+            Replace(usize, u8),
+            Remove(usize),
+        }
+
+        fn edits() -> impl Strategy<Value = Vec<Edit>> {
+            let byte = proptest::sample::select(ALPHABET);
+            let edit = prop_oneof![
+                (any::<usize>(), byte.clone()).prop_map(|(at, b)| Edit::Insert(at, b)),
+                (any::<usize>(), byte).prop_map(|(at, b)| Edit::Replace(at, b)),
+                any::<usize>().prop_map(Edit::Remove),
+            ];
+            proptest::collection::vec(edit, 1..4)
+        }
+
+        fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+            for e in edits {
+                let len = bytes.len();
+                match *e {
+                    Edit::Insert(at, b) => bytes.insert(at % (len + 1), b),
+                    Edit::Replace(at, b) if len > 0 => bytes[at % len] = b,
+                    Edit::Remove(at) if len > 0 => drop(bytes.remove(at % len)),
+                    _ => {}
+                }
+            }
+            bytes
+        }
+
+        fn sample_values() -> Vec<Value> {
+            let mut verifiable = detail();
+            verifiable["messageServiceType"] = json!("Verifiable");
+            verifiable["receiptConfirmedAt"] = json!("2026-11-21T11:00:00.000Z");
+            let mut plain = summary();
+            plain["notifications"] = Value::Null;
+            plain["inReplyToMessageId"] = json!(12);
+            vec![page_of(vec![summary(), plain], json!("t-1")), detail(), verifiable]
+        }
+
+        fn samples() -> Vec<Vec<u8>> {
+            let v = sample_values();
+            vec![
+                serde_json::to_vec(&v[0]).expect("json"),
+                serde_json::to_vec_pretty(&v[1]).expect("json"),
+                serde_json::to_vec(&v[2]).expect("json"),
+            ]
+        }
+
+        /// Values a field may be given in place of its own: every JSON type, and the near
+        /// misses of the contract's leaves.
+        fn replacements() -> Vec<Value> {
+            vec![
+                Value::Null,
+                json!(true),
+                json!(0),
+                json!(-1),
+                json!(4_294_967_296_u64),
+                json!(u64::MAX),
+                json!(1.5),
+                json!(-0.0),
+                json!(""),
+                json!("x\u{0}y"),
+                json!("2026-11-21T10:00:00Z"),
+                json!("2026-11-21T10:00:00.000Z"),
+                json!("Verifiable"),
+                json!("Normal"),
+                json!("Anyone"),
+                json!("None"),
+                json!("No reminders"),
+                json!([]),
+                json!([1]),
+                json!({}),
+                json!({"fi": "a", "sv": "b", "en": "c"}),
+                json!({"reminder": "Default reminder"}),
+            ]
+        }
+
+        /// Every place in `v` (object members and array elements), as JSON pointers.
+        fn places(v: &Value, at: &str, out: &mut Vec<String>) {
+            let mut visit = |key: String, x: &Value| {
+                let p = format!("{at}/{key}");
+                out.push(p.clone());
+                places(x, &p, out);
+            };
+            match v {
+                Value::Object(m) => m.iter().for_each(|(k, x)| visit(k.clone(), x)),
+                Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| visit(i.to_string(), x)),
+                _ => {}
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        enum Change {
+            Set(usize, usize),
+            Remove(usize),
+            Add(usize),
+        }
+
+        /// A sample with one field changed, removed or one added, written compact or pretty.
+        fn changed(which: usize, change: &Change, pretty: bool) -> Vec<u8> {
+            let mut v = sample_values().swap_remove(which);
+            let mut all = Vec::new();
+            places(&v, "", &mut all);
+            let pool = replacements();
+            match *change {
+                Change::Set(place, r) => {
+                    if let Some(x) = v.pointer_mut(&all[place % all.len()]) {
+                        *x = pool[r % pool.len()].clone();
+                    }
+                }
+                Change::Remove(place) => {
+                    let p = &all[place % all.len()];
+                    let (parent, key) = p.rsplit_once('/').expect("pointer");
+                    match v.pointer_mut(parent) {
+                        Some(Value::Object(m)) => drop(m.remove(key)),
+                        Some(Value::Array(a)) => drop(a.remove(key.parse().expect("index"))),
+                        _ => {}
+                    }
+                }
+                Change::Add(place) => {
+                    let p = &all[place % all.len()];
+                    if let Some(Value::Object(m)) = v.pointer_mut(p) {
+                        m.insert("extra".into(), json!(1));
+                    }
+                }
+            }
+            if pretty {
+                serde_json::to_vec_pretty(&v).expect("json")
+            } else {
+                serde_json::to_vec(&v).expect("json")
+            }
+        }
+
+        fn same_as_typed_page(bytes: &[u8]) -> bool {
+            let Ok(page) = serde_json::from_slice::<MessagePage>(bytes) else {
+                return false;
+            };
+            serde_json::from_slice::<Value>(bytes).ok() == serde_json::to_value(page).ok()
+        }
+
+        fn same_as_typed_detail(bytes: &[u8], withheld: bool) -> bool {
+            let Ok(d) = serde_json::from_slice::<MessageDetail>(bytes) else {
+                return false;
+            };
+            d.is_withheld() == withheld
+                && serde_json::from_slice::<Value>(bytes).ok() == serde_json::to_value(d).ok()
+        }
+
+        fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+            if shape::page(bytes).is_ok() {
+                prop_assert!(same_as_typed_page(bytes), "{}", String::from_utf8_lossy(bytes));
+            }
+            if let Ok(facts) = shape::detail(bytes) {
+                prop_assert!(
+                    same_as_typed_detail(bytes, facts.withheld),
+                    "{}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+            Ok(())
+        }
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                cases: 4000,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        #[test]
+        fn the_samples_themselves_are_forwarded() {
+            let s = samples();
+            assert!(shape::page(&s[0]).is_ok());
+            assert!(!shape::detail(&s[1]).expect("canonical").withheld);
+            assert!(!shape::detail(&s[2]).expect("canonical").withheld);
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+            #[test]
+            fn what_the_walk_lets_through_means_what_the_typed_path_sends(
+                which in 0usize..3,
+                edits in edits(),
+            ) {
+                check(&apply(samples().swap_remove(which), &edits))?;
+            }
+
+            #[test]
+            fn a_changed_field_passes_only_where_the_typed_path_agrees(
+                which in 0usize..3,
+                change in prop_oneof![
+                    (any::<usize>(), any::<usize>()).prop_map(|(p, r)| Change::Set(p, r)),
+                    any::<usize>().prop_map(Change::Remove),
+                    any::<usize>().prop_map(Change::Add),
+                ],
+                pretty in any::<bool>(),
+            ) {
+                check(&changed(which, &change, pretty))?;
+            }
         }
     }
 }

@@ -61,8 +61,7 @@ pub fn message(bytes: Bytes) -> Result<Message, serde_json::Error> {
 /// Whether `s` is a timestamp exactly as the typed path writes one (chrono's RFC 3339 with
 /// milliseconds and `Z`): fixed positions, digits, and a date and time that exist (no leap
 /// second: chrono would write `:59.` plus the extra second's fraction, a different string).
-fn canonical_time(s: &str) -> bool {
-    let b = s.as_bytes();
+fn canonical_time(b: &[u8]) -> bool {
     if b.len() != 24 {
         return false;
     }
@@ -285,6 +284,36 @@ mod tests {
     }
 
     #[test]
+    fn misplaced_punctuation_is_never_canonical() {
+        let one = serde_json::to_string(&summary()).expect("json");
+        let good = format!(r#"{{"messages":[{one},{one}],"continuationToken":null}}"#);
+        assert!(shape::page(good.as_bytes()).is_ok());
+        let mangled = |from: &str, to: &str| {
+            assert!(good.contains(from), "{from}");
+            good.replacen(from, to, 1)
+        };
+        for bad in [
+            mangled("{\"messages\"", "{,\"messages\""),
+            mangled("[{", "[,{"),
+            mangled("},{", "},,{"),
+            mangled("}],", "},],"),
+            mangled(
+                "\"continuationToken\":null}",
+                "\"continuationToken\":null,}",
+            ),
+            mangled("\"messages\":", "\"messages\" "),
+            mangled(",\"continuationToken\"", " \"continuationToken\""),
+            mangled("null}", "nul}"),
+            good.trim_end_matches('}').to_owned(),
+            String::new(),
+        ] {
+            assert!(shape::page(bad.as_bytes()).is_err(), "{bad}");
+            assert!(serde_json::from_str::<Value>(&bad).is_err(), "{bad}");
+        }
+        assert!(shape::page(format!("[{good}]").as_bytes()).is_err());
+    }
+
+    #[test]
     fn a_withheld_message_is_decoded_for_its_refusal() {
         let mut d = detail();
         d["messageServiceType"] = json!("Verifiable");
@@ -305,7 +334,7 @@ mod tests {
     #[test]
     fn timestamps_are_canonical_only_in_the_typed_paths_own_form() {
         for good in ["2026-11-21T10:00:00.000Z", "2024-02-29T23:59:59.999Z"] {
-            assert!(canonical_time(good), "{good}");
+            assert!(canonical_time(good.as_bytes()), "{good}");
             let t: chrono::DateTime<chrono::Utc> = good.parse().expect("time");
             assert_eq!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), good);
         }
@@ -320,7 +349,7 @@ mod tests {
             "2026-11-21t10:00:00.000z",
             "2026-11-2xT10:00:00.000Z",
         ] {
-            assert!(!canonical_time(bad), "{bad}");
+            assert!(!canonical_time(bad.as_bytes()), "{bad}");
         }
     }
 
@@ -373,7 +402,11 @@ mod tests {
             let mut plain = summary();
             plain["notifications"] = Value::Null;
             plain["inReplyToMessageId"] = json!(12);
-            vec![page_of(vec![summary(), plain], json!("t-1")), detail(), verifiable]
+            vec![
+                page_of(vec![summary(), plain], json!("t-1")),
+                detail(),
+                verifiable,
+            ]
         }
 
         fn samples() -> Vec<Vec<u8>> {
@@ -423,7 +456,10 @@ mod tests {
             };
             match v {
                 Value::Object(m) => m.iter().for_each(|(k, x)| visit(k.clone(), x)),
-                Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| visit(i.to_string(), x)),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, x)| visit(i.to_string(), x)),
                 _ => {}
             }
         }
@@ -487,7 +523,11 @@ mod tests {
 
         fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
             if shape::page(bytes).is_ok() {
-                prop_assert!(same_as_typed_page(bytes), "{}", String::from_utf8_lossy(bytes));
+                prop_assert!(
+                    same_as_typed_page(bytes),
+                    "{}",
+                    String::from_utf8_lossy(bytes)
+                );
             }
             if let Ok(facts) = shape::detail(bytes) {
                 prop_assert!(

@@ -20,6 +20,9 @@ use super::shape::{NotCanonical, Walk};
 pub(super) struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The document holds no byte below 0x20 at all (no control character, and no whitespace
+    /// but spaces): a string then ends at its first quote or backslash, found by `memchr`.
+    compact: bool,
 }
 
 /// A string's raw bytes between its quotes, and whether it held an escape.
@@ -43,7 +46,15 @@ impl<'a> Cursor<'a> {
     /// string scan need only look for quotes, backslashes and control characters).
     pub fn new(bytes: &'a [u8]) -> Walk<Self> {
         simdutf8::basic::from_utf8(bytes).map_err(|_| NotCanonical)?;
-        Ok(Cursor { bytes, at: 0 })
+        // Branch-free over each block, so the compiler checks sixteen bytes per instruction.
+        let compact = bytes
+            .chunks(64)
+            .all(|block| block.iter().fold(0u8, |low, &b| low | u8::from(b < 0x20)) == 0);
+        Ok(Cursor {
+            bytes,
+            at: 0,
+            compact,
+        })
     }
 
     /// The first byte of the next value (after whitespace), not consumed.
@@ -100,8 +111,10 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Moves past bytes that need no attention in a string: eight at a time while none of them is
-    /// a quote, a backslash or a control character, then one at a time up to the first that is.
+    /// Moves past bytes that need no attention in a string, to the first quote, backslash or
+    /// control character (or the end): eight bytes at a time, then one at a time. Past the first
+    /// 24 bytes of a compact document (most strings end sooner), `memchr` takes over: it looks
+    /// at 16 or 32 bytes per step but costs more to start.
     fn skip_plain(&mut self) {
         const ONES: u64 = u64::from_le_bytes([1; 8]);
         const HIGH: u64 = ONES << 7;
@@ -109,7 +122,12 @@ impl<'a> Cursor<'a> {
         const BACKSLASHES: u64 = ONES * b'\\' as u64;
         const SPACES: u64 = ONES * 0x20;
         let rest = self.bytes.get(self.at..).unwrap_or_default();
-        for chunk in rest.chunks_exact(8) {
+        for (i, chunk) in rest.chunks_exact(8).enumerate() {
+            if i == 3 && self.compact {
+                let rest = self.bytes.get(self.at..).unwrap_or_default();
+                self.at += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                return;
+            }
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
             let x = u64::from_le_bytes(word);

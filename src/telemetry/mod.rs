@@ -1,6 +1,7 @@
 //! Telemetry: logs (JSON lines in production, readable text in the sandbox; every line passes
 //! through the redaction layer) and the Prometheus metrics registry.
 
+mod json_line;
 pub mod metrics;
 pub mod redact;
 
@@ -41,7 +42,10 @@ pub fn init_logs_with(format: LogFormat, level: &str) {
         .with_env_filter(filter)
         .with_writer(redact::RedactingMakeWriter::new(std::io::stderr));
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json_line::JsonLine)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

@@ -4,11 +4,10 @@
 //! and refuses control characters) over the answer, with the contract's shapes written out as code:
 //! each object must hold exactly its fields, each once (a bit per field), every leaf of the
 //! expected type, every timestamp in the typed path's own form, every enumeration value one the
-//! typed path writes back unchanged. Nothing is allocated or kept but the two facts the gateway
-//! acts on. Anything else is refused and takes the typed path.
+//! typed path writes back unchanged. Nothing is allocated or kept but the one fact the gateway
+//! acts on (whether a message is withheld). Anything else is refused and takes the typed path.
 
-use serde::de::DeserializeOwned;
-use serde::de::{value::StrDeserializer, IntoDeserializer};
+use serde::de::{value::StrDeserializer, DeserializeOwned, IntoDeserializer};
 
 use super::cursor::Cursor;
 use crate::dvv::contract::{BodyFormat, MessageServiceType, ReplyAllowedBy};
@@ -49,13 +48,15 @@ pub(super) fn detail(bytes: &[u8]) -> Walk<DetailFacts> {
 }
 
 /// A message of an inbox page, or one message with its body and attachments.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Kind {
     Summary,
     Detail,
 }
 
-/// A summary's fields; a detail's are these and [`DETAIL_ONLY`] (in one list, so one bit each).
+/// A detail's fields; a summary's are the first [`SUMMARY_FIELDS`] of them (one list, so one bit
+/// per field in both). In the order DVV writes them: each key is compared first with the field
+/// after the previous one (any order is read, only more slowly).
 const MESSAGE: [&str; 15] = [
     "messageId",
     "senderName",
@@ -65,10 +66,10 @@ const MESSAGE: [&str; 15] = [
     "messageServiceType",
     "receiptConfirmedAt",
     "attachmentCount",
+    "notifications",
     "replyAllowedBy",
     "inReplyToMessageId",
     "replies",
-    "notifications",
     "bodyFormat",
     "body",
     "attachments",
@@ -99,14 +100,14 @@ fn message(j: &mut Cursor<'_>, kind: Kind) -> Walk<DetailFacts> {
             let n = int(j)?;
             u32::try_from(n).map(drop).map_err(|_| NotCanonical)
         }
-        8 => enumeration::<ReplyAllowedBy>(j).map(drop),
-        9 => nullable(j, |j| int(j).map(drop)),
+        8 => nullable(j, notifications),
+        9 => enumeration::<ReplyAllowedBy>(j).map(drop),
+        10 => nullable(j, |j| int(j).map(drop)),
         // Only a message without replies is checked here; one with replies takes the typed path.
-        10 => match j.array_first()? {
+        11 => match j.array_first()? {
             false => Ok(()),
             true => Err(NotCanonical),
         },
-        11 => nullable(j, notifications),
         12 => enumeration::<BodyFormat>(j).map(drop),
         13 => nullable(j, text),
         _ => array(j, attachment),

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod citizen;
 pub mod config;
 pub mod consent;
+pub mod digest;
 pub mod dvv;
 pub mod events;
 pub mod health;

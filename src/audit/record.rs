@@ -159,8 +159,7 @@ impl Line {
 /// The `prev` of the chain's first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Hex SHA-256 of a line's bytes (without its newline). aws-lc-rs' assembly (SHA extensions,
-/// else AVX2/SSSE3), not the portable `sha2`: a line is hashed for every access.
+/// Hex SHA-256 of a line's bytes (without its newline).
 pub fn hash_line(line: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, line))
+    hex::encode(crate::digest::sha256(line))
 }

@@ -34,13 +34,9 @@ impl VerifiedSignatures {
         }
     }
 
-    /// The digest a token is remembered by: SHA-256 by aws-lc-rs' assembly (SHA extensions, else
-    /// AVX2/SSSE3), not the portable `sha2` — every call of a session computes it.
+    /// The digest a token is remembered by (SHA-256; every call of a session computes it).
     pub(crate) fn digest(token: &str) -> [u8; 32] {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        out
+        crate::digest::sha256(token.as_bytes())
     }
 
     /// When this token's signature already verified under exactly `keys`: its derived names.

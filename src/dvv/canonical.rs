@@ -119,6 +119,12 @@ mod tests {
         })
     }
 
+    fn summary_without(field: &str) -> Value {
+        let mut s = summary();
+        s.as_object_mut().expect("object").remove(field);
+        s
+    }
+
     fn detail() -> Value {
         let mut d = summary();
         let o = d.as_object_mut().expect("object");
@@ -186,18 +192,10 @@ mod tests {
         offset_time["createdAt"] = json!("2026-11-21T12:00:00+02:00");
         let mut micros = summary();
         micros["readAt"] = json!("2026-11-21T10:00:00.123456Z");
-        let mut absent_optional = summary();
-        absent_optional
-            .as_object_mut()
-            .expect("object")
-            .remove("readAt");
+        let absent_optional = summary_without("readAt");
         let mut leap = summary();
         leap["createdAt"] = json!("2026-12-31T23:59:60.000Z");
-        let mut no_settings = summary();
-        no_settings
-            .as_object_mut()
-            .expect("object")
-            .remove("notifications");
+        let no_settings = summary_without("notifications");
         let mut unknown_setting = summary();
         unknown_setting["notifications"]["senderDetailsInNotifications"] = json!("Logo only");
         let mut unknown_reminder = summary();

@@ -156,7 +156,7 @@ where
                 tally.push(PartTally {
                     kind: PartKind::Text,
                     size: text.len() as u64,
-                    sha256: hex::encode(Sha256::digest(text.as_bytes())),
+                    sha256: hex::encode(crate::digest::sha256(text.as_bytes())),
                 });
                 send(Bytes::from(text))
                     .await

@@ -309,9 +309,8 @@ fn client_key(
     peer: SocketAddr,
     certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>,
 ) -> crate::limits::ClientKey {
-    use sha2::Digest;
     match certificates.and_then(|chain| chain.first()) {
-        Some(leaf) => crate::limits::ClientKey::Certificate(sha2::Sha256::digest(leaf).into()),
+        Some(leaf) => crate::limits::ClientKey::Certificate(crate::digest::sha256(leaf)),
         None => crate::limits::ClientKey::Address(peer.ip()),
     }
 }

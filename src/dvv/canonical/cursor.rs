@@ -68,7 +68,8 @@ impl<'a> Cursor<'a> {
         Err(NotCanonical)
     }
 
-    fn expect(&mut self, byte: u8) -> Walk {
+    /// `byte`, after whitespace.
+    fn consume(&mut self, byte: u8) -> Walk {
         if self.peek()? == byte {
             self.at += 1;
             Ok(())
@@ -91,7 +92,7 @@ impl<'a> Cursor<'a> {
     /// A string: its raw bytes, its escapes checked (a surrogate escape is refused: whether it
     /// pairs is left to the typed path).
     pub fn string(&mut self) -> Walk<RawStr<'a>> {
-        self.expect(b'"')?;
+        self.consume(b'"')?;
         let start = self.at;
         let mut escaped = false;
         loop {
@@ -213,7 +214,7 @@ impl<'a> Cursor<'a> {
     /// An object's first key, as its index in `fields` (`guess` compared first), or `None` for
     /// `{}`. A key not among `fields`, or written with an escape, is refused.
     pub fn object_first(&mut self, fields: &[&str], guess: usize) -> Walk<Option<usize>> {
-        self.expect(b'{')?;
+        self.consume(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
             return Ok(None);
@@ -240,7 +241,7 @@ impl<'a> Cursor<'a> {
     /// no quote, backslash or control character, so its bytes and a closing quote are the whole
     /// key); anything else is read as a string and looked up.
     fn key(&mut self, fields: &[&str], guess: usize) -> Walk<usize> {
-        self.expect(b'"')?;
+        self.consume(b'"')?;
         let expected = fields.get(guess).ok_or(NotCanonical)?.as_bytes();
         let rest = &self.bytes[self.at..];
         let field = if rest.get(expected.len()) == Some(&b'"') && rest.starts_with(expected) {
@@ -255,13 +256,13 @@ impl<'a> Cursor<'a> {
                 .position(|f| f.as_bytes() == key)
                 .ok_or(NotCanonical)?
         };
-        self.expect(b':')?;
+        self.consume(b':')?;
         Ok(field)
     }
 
     /// Opens an array: whether it has a first element.
     pub fn array_first(&mut self) -> Walk<bool> {
-        self.expect(b'[')?;
+        self.consume(b'[')?;
         if self.peek()? == b']' {
             self.at += 1;
             return Ok(false);

@@ -58,7 +58,8 @@ struct Args {
     /// Cached consents to measure (default 1 000 000; smoke 10 000).
     #[arg(long)]
     consents: Option<usize>,
-    /// Only workloads whose name starts with this (repeatable), e.g. `--workload W2`.
+    /// Only workloads whose name starts with this (repeatable), e.g. `--workload W2`; measures
+    /// only the proxy workloads unless `--only` says otherwise.
     #[arg(long = "workload")]
     workloads: Vec<String>,
     /// Measure this gateway binary instead of building the workspace's `ikkuna`.
@@ -79,9 +80,43 @@ struct Args {
     /// Where the callgrind dumps are kept (default `target/instructions`).
     #[arg(long)]
     profile_dir: Option<PathBuf>,
-    /// Where to write the report (default `BENCHMARKS.md`; smoke writes none unless given).
+    /// Where to write the report (default `BENCHMARKS.md` for a full run; a smoke or partial run
+    /// writes none unless given).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+impl Args {
+    /// Whether this run measures every part the published table holds: only such a run may
+    /// replace BENCHMARKS.md's generated section by default, so a run of one workload (or
+    /// without nginx, or without the 1 GiB attachment) cannot leave the published table half
+    /// empty by accident.
+    fn is_full(&self) -> bool {
+        !self.smoke
+            && self.only.is_empty()
+            && self.workloads.is_empty()
+            && !self.skip_1gib
+            && !self.no_nginx
+    }
+
+    /// Whether this run measures `part`: every part by default, the named ones with `--only`,
+    /// and only the proxy workloads when `--workload` picks some of them.
+    fn wants(&self, part: Only) -> bool {
+        if self.only.is_empty() {
+            self.workloads.is_empty() || part == Only::Proxies
+        } else {
+            self.only.contains(&part)
+        }
+    }
+
+    /// The file the report goes into: `--out`, else BENCHMARKS.md after a full run, else none.
+    fn report_file(&self) -> Option<PathBuf> {
+        match &self.out {
+            Some(path) => Some(path.clone()),
+            None if self.is_full() => Some(run::default_report()),
+            None => None,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,7 +140,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Result<()> {
     let smoke = args.smoke;
-    let wants = |o: Only| args.only.is_empty() || args.only.contains(&o);
+    let wants = |o: Only| args.wants(o);
     let mut samples = Vec::new();
     let mut facts = machine_facts();
     let mut notes = Vec::new();
@@ -226,14 +261,18 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
         },
     );
     println!("{text}");
-    let out = match (args.out, smoke) {
-        (Some(path), _) => Some(path),
-        (None, false) => Some(run::default_report()),
-        (None, true) => None,
-    };
-    if let Some(path) = out {
-        report::write_into(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
+    match args.report_file() {
+        Some(path) => {
+            report::write_into(&path, &text)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("report written to {}", path.display());
+        }
+        None if !smoke => {
+            eprintln!(
+                "a partial run: BENCHMARKS.md left as it is (give --out FILE to keep this report)"
+            );
+        }
+        None => {}
     }
     Ok(())
 }
@@ -309,4 +348,58 @@ fn machine_facts() -> Vec<(String, String)> {
             "ikkuna-bench's own (Rust, hyper 1 + rustls, HTTP/1.1 keep-alive; closed loop and wrk2-style open loop), in the same process as the sandbox, on its own runtime".to_owned(),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        let mut argv = vec!["ikkuna-bench"];
+        argv.extend_from_slice(list);
+        Args::try_parse_from(argv).expect("valid arguments")
+    }
+
+    #[test]
+    fn only_a_full_run_rewrites_the_published_table_by_default() {
+        assert_eq!(args(&[]).report_file(), Some(run::default_report()));
+        assert_eq!(
+            args(&["--gateway-bin", "x", "--rounds", "1"]).report_file(),
+            Some(run::default_report()),
+            "another build or other settings still measure every part"
+        );
+        for partial in [
+            &["--smoke"][..],
+            &["--workload", "W3 attachment 1 MiB"],
+            &["--only", "instructions"],
+            &["--no-nginx"],
+            &["--skip-1gib"],
+        ] {
+            assert_eq!(args(partial).report_file(), None, "{partial:?}");
+        }
+        assert_eq!(
+            args(&["--workload", "W2", "--out", "/tmp/w2.md"]).report_file(),
+            Some(PathBuf::from("/tmp/w2.md"))
+        );
+    }
+
+    #[test]
+    fn a_workload_filter_measures_only_the_proxy_workloads() {
+        let w2 = args(&["--workload", "W2"]);
+        assert!(w2.wants(Only::Proxies));
+        for other in [Only::Instructions, Only::Outbox, Only::ConsentMemory] {
+            assert!(!w2.wants(other), "{other:?}");
+        }
+        let everything = args(&[]);
+        for part in [
+            Only::Proxies,
+            Only::Instructions,
+            Only::Outbox,
+            Only::ConsentMemory,
+        ] {
+            assert!(everything.wants(part), "{part:?}");
+        }
+        let named = args(&["--workload", "W1", "--only", "instructions"]);
+        assert!(named.wants(Only::Instructions) && !named.wants(Only::Proxies));
+    }
 }

@@ -140,7 +140,6 @@ fn main() -> anyhow::Result<()> {
 
 async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Result<()> {
     let smoke = args.smoke;
-    let wants = |o: Only| args.wants(o);
     let mut samples = Vec::new();
     let mut facts = machine_facts();
     let mut notes = Vec::new();
@@ -173,7 +172,7 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
             50.0
         ),
     ));
-    if wants(Only::Proxies) {
+    if args.wants(Only::Proxies) {
         let finished = run::run(&plan, sandbox_rt).await?;
         samples = finished.samples;
         facts.extend(finished.facts);
@@ -184,7 +183,7 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
     let count_instructions = if smoke {
         args.only.contains(&Only::Instructions)
     } else {
-        wants(Only::Instructions)
+        args.wants(Only::Instructions)
     };
     if count_instructions {
         if instructions::available() {
@@ -221,7 +220,7 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
         }
     }
     let mut outbox = Vec::new();
-    if wants(Only::Outbox) {
+    if args.wants(Only::Outbox) {
         let n = if smoke { 500 } else { 50_000 };
         for concurrency in [1usize, 64, 512] {
             let count = if concurrency == 1 { n / 50 } else { n };
@@ -233,7 +232,7 @@ async fn bench(args: Args, sandbox_rt: &tokio::runtime::Handle) -> anyhow::Resul
             outbox.push(rate);
         }
     }
-    let consent = if wants(Only::ConsentMemory) {
+    let consent = if args.wants(Only::ConsentMemory) {
         let entries = args
             .consents
             .unwrap_or(if smoke { 10_000 } else { 1_000_000 });

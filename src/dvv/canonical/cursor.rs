@@ -18,22 +18,24 @@ use super::shape::{NotCanonical, Walk};
 
 /// A position in one JSON document.
 pub(super) struct Cursor<'a> {
-    bytes: &'a [u8],
+    /// The document, checked to be UTF-8 once: a string's text is sliced from it (the quotes
+    /// around it are ASCII, so its ends are character boundaries) and never checked again.
+    text: &'a str,
     at: usize,
     /// The document holds no byte below 0x20 at all (no control character, and no whitespace
     /// but spaces): a string then ends at its first quote or backslash, found by `memchr`.
     compact: bool,
 }
 
-/// A string's raw bytes between its quotes, and whether it held an escape.
+/// A string as written between its quotes, and whether it held an escape.
 pub(super) struct RawStr<'a> {
-    pub raw: &'a [u8],
+    pub raw: &'a str,
     pub escaped: bool,
 }
 
 impl<'a> RawStr<'a> {
-    /// The string's bytes when it holds no escape (so its bytes are its text).
-    pub fn plain(&self) -> Walk<&'a [u8]> {
+    /// The string when it holds no escape (so what is written is its text).
+    pub fn plain(&self) -> Walk<&'a str> {
         if self.escaped {
             return Err(NotCanonical);
         }
@@ -45,13 +47,13 @@ impl<'a> Cursor<'a> {
     /// A reader of `bytes`, refused at once when they are not UTF-8 (checked once, here, so the
     /// string scan need only look for quotes, backslashes and control characters).
     pub fn new(bytes: &'a [u8]) -> Walk<Self> {
-        simdutf8::basic::from_utf8(bytes).map_err(|_| NotCanonical)?;
+        let text = simdutf8::basic::from_utf8(bytes).map_err(|_| NotCanonical)?;
         // Branch-free over each block, so the compiler checks sixteen bytes per instruction.
         let compact = bytes
             .chunks(64)
             .all(|block| block.iter().fold(0u8, |low, &b| low | u8::from(b < 0x20)) == 0);
         Ok(Cursor {
-            bytes,
+            text,
             at: 0,
             compact,
         })
@@ -59,7 +61,7 @@ impl<'a> Cursor<'a> {
 
     /// The first byte of the next value (after whitespace), not consumed.
     pub fn peek(&mut self) -> Walk<u8> {
-        while let Some(&b) = self.bytes.get(self.at) {
+        while let Some(&b) = self.text.as_bytes().get(self.at) {
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
                 return Ok(b);
             }
@@ -81,7 +83,7 @@ impl<'a> Cursor<'a> {
     /// `null`.
     pub fn null(&mut self) -> Walk {
         self.peek()?;
-        if self.bytes[self.at..].starts_with(b"null") {
+        if self.text.as_bytes()[self.at..].starts_with(b"null") {
             self.at += 4;
             Ok(())
         } else {
@@ -89,7 +91,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A string: its raw bytes, its escapes checked (a surrogate escape is refused: whether it
+    /// A string: its text as written, its escapes checked (a surrogate escape is refused: whether it
     /// pairs is left to the typed path).
     pub fn string(&mut self) -> Walk<RawStr<'a>> {
         self.consume(b'"')?;
@@ -97,9 +99,9 @@ impl<'a> Cursor<'a> {
         let mut escaped = false;
         loop {
             self.skip_plain();
-            match self.bytes.get(self.at) {
+            match self.text.as_bytes().get(self.at) {
                 Some(b'"') => {
-                    let raw = &self.bytes[start..self.at];
+                    let raw = self.text.get(start..self.at).ok_or(NotCanonical)?;
                     self.at += 1;
                     return Ok(RawStr { raw, escaped });
                 }
@@ -122,10 +124,10 @@ impl<'a> Cursor<'a> {
         const QUOTES: u64 = ONES * b'"' as u64;
         const BACKSLASHES: u64 = ONES * b'\\' as u64;
         const SPACES: u64 = ONES * 0x20;
-        let rest = self.bytes.get(self.at..).unwrap_or_default();
+        let rest = self.text.as_bytes().get(self.at..).unwrap_or_default();
         for (i, chunk) in rest.chunks_exact(8).enumerate() {
             if i == 3 && self.compact {
-                let rest = self.bytes.get(self.at..).unwrap_or_default();
+                let rest = self.text.as_bytes().get(self.at..).unwrap_or_default();
                 self.at += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
                 return;
             }
@@ -147,7 +149,7 @@ impl<'a> Cursor<'a> {
             }
             self.at += 8;
         }
-        while let Some(&b) = self.bytes.get(self.at) {
+        while let Some(&b) = self.text.as_bytes().get(self.at) {
             if b == b'"' || b == b'\\' || b < 0x20 {
                 return;
             }
@@ -157,15 +159,14 @@ impl<'a> Cursor<'a> {
 
     /// One escape, the cursor on its backslash.
     fn escape(&mut self) -> Walk {
-        let Some(&kind) = self.bytes.get(self.at + 1) else {
+        let Some(&kind) = self.text.as_bytes().get(self.at + 1) else {
             return Err(NotCanonical);
         };
         self.at += 2;
         match kind {
             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(()),
             b'u' => {
-                let hex = self.bytes.get(self.at..self.at + 4).ok_or(NotCanonical)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| NotCanonical)?;
+                let hex = self.text.get(self.at..self.at + 4).ok_or(NotCanonical)?;
                 if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(NotCanonical);
                 }
@@ -187,17 +188,17 @@ impl<'a> Cursor<'a> {
         if negative {
             self.at += 1;
         }
-        let digits = self.bytes[self.at..]
+        let digits = self.text.as_bytes()[self.at..]
             .iter()
             .take_while(|b| b.is_ascii_digit())
             .count();
-        let text = &self.bytes[self.at..self.at + digits];
+        let text = &self.text.as_bytes()[self.at..self.at + digits];
         let leading_zero = digits > 1 && text[0] == b'0';
         if digits == 0 || leading_zero || (negative && text == b"0") {
             return Err(NotCanonical);
         }
         self.at += digits;
-        if matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')) {
+        if matches!(self.text.as_bytes().get(self.at), Some(b'.' | b'e' | b'E')) {
             return Err(NotCanonical);
         }
         let magnitude = text.iter().try_fold(0i64, |n, d| {
@@ -243,7 +244,7 @@ impl<'a> Cursor<'a> {
     fn key(&mut self, fields: &[&str], guess: usize) -> Walk<usize> {
         self.consume(b'"')?;
         let expected = fields.get(guess).ok_or(NotCanonical)?.as_bytes();
-        let rest = &self.bytes[self.at..];
+        let rest = &self.text.as_bytes()[self.at..];
         let field = if rest.get(expected.len()) == Some(&b'"') && rest.starts_with(expected) {
             self.at += expected.len() + 1;
             guess
@@ -251,10 +252,7 @@ impl<'a> Cursor<'a> {
             self.at -= 1;
             // An escaped key's raw bytes hold a backslash, so they match no field name.
             let key = self.string()?.raw;
-            fields
-                .iter()
-                .position(|f| f.as_bytes() == key)
-                .ok_or(NotCanonical)?
+            fields.iter().position(|f| *f == key).ok_or(NotCanonical)?
         };
         self.consume(b':')?;
         Ok(field)

@@ -206,7 +206,7 @@ fn text(j: &mut Cursor<'_>) -> Walk {
 }
 
 fn time(j: &mut Cursor<'_>) -> Walk {
-    if super::canonical_time(j.string()?.plain()?) {
+    if super::canonical_time(j.string()?.plain()?.as_bytes()) {
         Ok(())
     } else {
         Err(NotCanonical)
@@ -221,14 +221,14 @@ fn int(j: &mut Cursor<'_>) -> Walk<i64> {
 /// One of the contract enumeration's values, read by the contract's own type (one definition of
 /// the values the typed path accepts).
 fn enumeration<T: DeserializeOwned>(j: &mut Cursor<'_>) -> Walk<T> {
-    let s = std::str::from_utf8(j.string()?.plain()?).map_err(|_| NotCanonical)?;
+    let s = j.string()?.plain()?;
     let d: StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
     T::deserialize(d).map_err(|_| NotCanonical)
 }
 
 fn one_of(j: &mut Cursor<'_>, values: &[&str]) -> Walk {
     let s = j.string()?.plain()?;
-    if values.iter().any(|v| v.as_bytes() == s) {
+    if values.contains(&s) {
         Ok(())
     } else {
         Err(NotCanonical)
